@@ -1,0 +1,1 @@
+"""Spot ingest on Airflow: config model, dissectors, adapters and Airflow glue."""
