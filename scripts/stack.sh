@@ -273,16 +273,20 @@ hdfs_mkdirs() {
       || die "could not create HDFS folder $d"
   done
 }
+layout() { PYTHONPATH="$SPOT_ROOT/plugins" "$SPOT_VENV/bin/python" -m spot_operators.layout "$@"; }
 prepare_hdfs() {
-  hdfs_mkdirs /user/hive/warehouse /tmp/hive /user/spot/checkpoints
-  curl -fsS -X PUT "http://$SPOT_BIND_HOST:$SPOT_HDFS_HTTP_PORT/webhdfs/v1/tmp?op=SETPERMISSION&permission=1777&user.name=$(id -un)" >/dev/null || true
-  # The hdfs_app_path folders of the configured pipelines (binary, stage, hive per type).
+  hdfs_mkdirs /user/hive/warehouse /tmp/hive
+  curl -fsS -X PUT "http://$SPOT_BIND_HOST:$SPOT_HDFS_HTTP_PORT/webhdfs/v1/tmp?op=SETPERMISSION&permission=1777&user.name=$(id -un)" >/dev/null \
+    || die "could not open /tmp in HDFS"
+  # The hdfs_app_path folders of the configured pipelines (binary, stage, hive, checkpoints per type)
+  # and their local collector and staging folders. A bad config stops the stack here, loudly.
   local dirs
-  dirs="$("$SPOT_VENV/bin/python" -m spot_operators.stack_layout hdfs-dirs 2>/dev/null)" || dirs=""
-  if [ -n "$dirs" ]; then
-    # shellcheck disable=SC2086
-    hdfs_mkdirs $dirs
-  fi
+  dirs="$(layout hdfs-dirs)" || die "cannot read the ingest config (see the message above)"
+  # shellcheck disable=SC2086
+  hdfs_mkdirs $dirs
+  dirs="$(layout local-dirs)" || die "cannot read the ingest config (see the message above)"
+  while IFS= read -r d; do mkdir -p "$d"; done <<<"$dirs"
+  log "HDFS and collector folders ready"
 }
 
 # ---------------------------------------------------------------- Hive metastore + Spark Thrift Server

@@ -1,0 +1,1 @@
+"""Airflow operators of the Spot ingest (importable by every Airflow process via plugins/)."""

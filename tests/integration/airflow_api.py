@@ -1,0 +1,65 @@
+"""A small client of the running Airflow api-server's REST API (v2), for integration tests."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import httpx
+
+TERMINAL = {"success", "failed"}
+
+
+class AirflowApi:
+    """Talks to the stack's api-server; gets a token the way the UI does (simple auth manager)."""
+
+    def __init__(self) -> None:
+        host = os.environ.get("SPOT_BIND_HOST", "127.0.0.1")
+        self.base = f"http://{host}:{os.environ['SPOT_AIRFLOW_PORT']}"
+        token = httpx.get(f"{self.base}/auth/token", timeout=30).json()["access_token"]
+        self.client = httpx.Client(
+            base_url=f"{self.base}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.client.get(path, params=params)
+        response.raise_for_status()
+        return response.json()
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> dict[str, Any]:
+        """Wait until the dag-processor has parsed ``dag_id`` (new files are seen within its refresh)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            response = self.client.get(f"/dags/{dag_id}")
+            if response.status_code == 200:
+                return response.json()
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{dag_id} not parsed by the dag-processor within {timeout}s")
+            time.sleep(2)
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
+        """Unpause ``dag_id`` and start a run; return its run id."""
+        self.client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        response = self.client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        response.raise_for_status()
+        return str(response.json()["dag_run_id"])
+
+    def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 300) -> dict[str, Any]:
+        """Poll a run until it succeeds or fails; raise with the task states on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.get(f"/dags/{dag_id}/dagRuns/{run_id}")
+            if run["state"] in TERMINAL:
+                return dict(run)
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{dag_id}/{run_id} still {run['state']} after {timeout}s: {self.task_states(dag_id, run_id)}")
+            time.sleep(2)
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:
+        instances = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return {ti["task_id"]: ti["state"] for ti in instances}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        entry = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
+        return entry["value"]
