@@ -37,32 +37,35 @@ def spot_smoke() -> None:
         from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
         from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
         from airflow.providers.apache.kafka.hooks.produce import KafkaProducerHook
+        from confluent_kafka import TopicPartition
 
         assert run_id
         KafkaAdminClientHook(kafka_config_id="spot_kafka").create_topic([(SMOKE_TOPIC, 1, 1)])
         producer = KafkaProducerHook(kafka_config_id="spot_kafka").get_producer()
+        delivered: list[tuple[int, int]] = []
         errors: list[str] = []
-        producer.produce(
-            SMOKE_TOPIC,
-            key=run_id.encode(),
-            value=b"smoke",
-            on_delivery=lambda err, _msg: errors.append(str(err)) if err else None,
-        )
-        if producer.flush(30) != 0 or errors:
+
+        def on_delivery(err: object, msg: object) -> None:
+            if err:
+                errors.append(str(err))
+            else:
+                delivered.append((msg.partition(), msg.offset()))  # type: ignore[attr-defined]
+
+        producer.produce(SMOKE_TOPIC, key=run_id.encode(), value=b"smoke", on_delivery=on_delivery)
+        if producer.flush(30) != 0 or errors or not delivered:
             raise RuntimeError(f"Kafka did not acknowledge the smoke message: {errors or 'flush timed out'}")
+        partition, offset = delivered[0]
         consumer = KafkaConsumerHook([SMOKE_TOPIC], kafka_config_id="spot_kafka").get_consumer()
         try:
-            for _ in range(60):
-                for message in consumer.consume(num_messages=100, timeout=1.0):
-                    if message.error() is None and message.key() == run_id.encode():
-                        return {
-                            "topic": SMOKE_TOPIC,
-                            "partition": message.partition(),
-                            "offset": message.offset(),
-                        }
+            # Read exactly the acknowledged offset, whatever the group's committed position is.
+            consumer.unsubscribe()
+            consumer.assign([TopicPartition(SMOKE_TOPIC, partition, offset)])
+            for message in consumer.consume(num_messages=1, timeout=30.0):
+                if message.error() is None and message.key() == run_id.encode():
+                    return {"topic": SMOKE_TOPIC, "partition": partition, "offset": offset}
         finally:
             consumer.close()
-        raise RuntimeError(f"the smoke message with key {run_id} never came back from {SMOKE_TOPIC}")
+        raise RuntimeError(f"message {partition}/{offset} with key {run_id} not read back from {SMOKE_TOPIC}")
 
     @task
     def hdfs_roundtrip(run_id: str | None = None) -> str:

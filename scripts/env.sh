@@ -66,7 +66,7 @@ if [ -f "$SPOT_STACK_DIR/run/airflow-secret" ]; then
 fi
 
 # Connections, derived from the ports above (env connections take precedence over the metadata DB).
-export AIRFLOW_CONN_SPOT_KAFKA="{\"conn_type\": \"kafka\", \"extra\": {\"bootstrap.servers\": \"$SPOT_BIND_HOST:$SPOT_KAFKA_PORT\", \"group.id\": \"spot-airflow\", \"enable.idempotence\": \"true\", \"acks\": \"all\"}}"
+export AIRFLOW_CONN_SPOT_KAFKA="{\"conn_type\": \"kafka\", \"extra\": {\"bootstrap.servers\": \"$SPOT_BIND_HOST:$SPOT_KAFKA_PORT\", \"group.id\": \"spot-airflow\", \"auto.offset.reset\": \"earliest\", \"enable.idempotence\": \"true\", \"acks\": \"all\"}}"
 export AIRFLOW_CONN_SPOT_WEBHDFS="{\"conn_type\": \"webhdfs\", \"host\": \"$SPOT_BIND_HOST\", \"port\": $SPOT_HDFS_HTTP_PORT, \"login\": \"${SPOT_HDFS_USER:-$(id -un)}\"}"
 export AIRFLOW_CONN_SPOT_HIVESERVER2="{\"conn_type\": \"hiveserver2\", \"host\": \"$SPOT_BIND_HOST\", \"port\": $SPOT_HIVE_PORT, \"schema\": \"default\", \"login\": \"${SPOT_HIVE_USER:-$(id -un)}\", \"extra\": {\"auth_mechanism\": \"NONE\"}}"
 export AIRFLOW_CONN_SPOT_HIVE_CLI="{\"conn_type\": \"hive_cli\", \"host\": \"$SPOT_BIND_HOST\", \"port\": $SPOT_HIVE_PORT, \"schema\": \"default\", \"login\": \"${SPOT_HIVE_USER:-$(id -un)}\", \"extra\": {\"use_beeline\": true, \"auth\": \"none\"}}"

@@ -7,8 +7,9 @@ over the bytes they stored, and compare it with what WebHDFS ``GETFILECHECKSUM``
 side never trusts the upload: it hashes the local file itself, streaming it in bounded chunks.
 
 What HDFS computes (Hadoop 3.x ``FileChecksumHelper`` + ``BlockChecksumHelper``, combine mode
-``MD5MD5CRC``, which is what WebHDFS always uses, even when ``dfs.checksum.combine.mode`` is
-``COMPOSITE_CRC``; checked against Hadoop 3.4.1):
+``MD5MD5CRC``; checked against the source and a real Hadoop 3.4.1 cluster, whose WebHDFS answered
+in this form even with ``dfs.checksum.combine.mode=COMPOSITE_CRC`` in hdfs-site.xml, while an
+RPC ``FileSystem.getFileChecksum`` client with that setting would get a ``COMPOSITE-CRC32C`` value):
 
 * The file is cut into blocks of ``dfs.blocksize`` bytes (the block size the file was *written*
   with), each block into chunks of ``dfs.bytes-per-checksum`` (512) bytes; the last chunk of the
@@ -26,7 +27,8 @@ What HDFS computes (Hadoop 3.x ``FileChecksumHelper`` + ``BlockChecksumHelper``,
   (int32 BE) + crcPerBlock (int64 BE) + MD5 (16 bytes) and ``length`` is 28, the length of that
   checksum, **not** the file's length (check the size separately, e.g. with GETFILESTATUS). Hadoop
   3.4 pads ``bytes`` with four zero bytes to 32 (the same ``getData()`` effect); Hadoop's own
-  WebHDFS client reads the first 28 bytes and ignores the rest, and so does :meth:`matches`.
+  WebHDFS client reads the first 28 bytes and ignores the rest; :meth:`HdfsChecksum.matches`
+  compares the first 28 and accepts only zeros after them.
 
 The result depends on the block size the file was written with, so compare against the
 ``blockSize`` of the uploaded file (GETFILESTATUS), not the cluster default. Files written with

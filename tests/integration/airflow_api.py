@@ -41,7 +41,9 @@ class AirflowApi:
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         """Unpause ``dag_id`` and start a run; return its run id."""
         self.client.patch(f"/dags/{dag_id}", json={"is_paused": False}).raise_for_status()
-        response = self.client.post(f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+        response = self.client.post(
+            f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}}
+        )
         response.raise_for_status()
         return str(response.json()["dag_run_id"])
 
@@ -53,7 +55,9 @@ class AirflowApi:
             if run["state"] in TERMINAL:
                 return dict(run)
             if time.monotonic() > deadline:
-                raise AssertionError(f"{dag_id}/{run_id} still {run['state']} after {timeout}s: {self.task_states(dag_id, run_id)}")
+                raise AssertionError(
+                    f"{dag_id}/{run_id} still {run['state']} after {timeout}s: {self.task_states(dag_id, run_id)}"
+                )
             time.sleep(2)
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:

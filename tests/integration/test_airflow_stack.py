@@ -56,5 +56,6 @@ def test_smoke_dag_touches_all_services_with_dags_test(api: AirflowApi) -> None:
     assert runs and runs[0]["state"] == "success", tail
     states = api.task_states("spot_smoke", runs[0]["dag_run_id"])
     assert states == dict.fromkeys(
-        ["hdfs_roundtrip", "wait_for_marker", "hive_roundtrip", "spark_reads_hive", "kafka_roundtrip"], "success"
+        ["hdfs_roundtrip", "wait_for_marker", "hive_roundtrip", "spark_reads_hive", "kafka_roundtrip"],
+        "success",
     ), states

@@ -25,7 +25,7 @@ PARTITIONS = 3
 MESSAGES = 60
 TIMEOUT_S = 30.0
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]  # what confluent_kafka takes and returns
 
 
 def _wait_topic_gone(admin: KafkaAdminClientHook, topic: str, timeout_s: float = 15.0) -> None:
@@ -65,6 +65,22 @@ def _message(i: int) -> tuple[bytes, bytes, Headers]:
         ("dup", b"second"),
     ]
     return key, value, headers
+
+
+def _fields(msg: Message) -> tuple[bytes, bytes, Headers, int, int]:
+    """Key, value, headers, partition and offset of a message, asserting none is missing."""
+    key, value, headers, partition, offset = (
+        msg.key(),
+        msg.value(),
+        msg.headers(),
+        msg.partition(),
+        msg.offset(),
+    )
+    assert isinstance(key, bytes), key
+    assert isinstance(value, bytes), f"{key!r}: value {value!r}"
+    assert isinstance(headers, list), f"{key!r}: headers {headers!r}"
+    assert partition is not None and offset is not None and offset >= 0, (key, partition, offset)
+    return key, value, headers, partition, offset
 
 
 def _consume_from_beginning(topic: str, expected: int) -> list[Message]:
@@ -139,12 +155,14 @@ def test_produce_and_consume_round_trip(kafka_topic: str) -> None:
     assert not failures, failures
     delivered: dict[bytes, tuple[int, int]] = {}
     for _, msg in reports:
-        key = msg.key()
-        assert isinstance(key, bytes)
+        # Delivery reports carry key, value, partition and offset, but not the headers.
+        report_key, partition, offset = msg.key(), msg.partition(), msg.offset()
+        assert isinstance(report_key, bytes), report_key
+        key = report_key
+        assert partition is not None and offset is not None and offset >= 0, (key, partition, offset)
         assert msg.topic() == kafka_topic
         assert key not in delivered, f"two delivery reports for {key!r}"
-        assert msg.offset() is not None and msg.offset() >= 0
-        delivered[key] = (msg.partition(), msg.offset())
+        delivered[key] = (partition, offset)
     assert set(delivered) == set(sent)
     assert {p for p, _ in delivered.values()} == set(range(PARTITIONS)), "keys should spread"
 
@@ -153,13 +171,9 @@ def test_produce_and_consume_round_trip(kafka_topic: str) -> None:
     assert len(received) == MESSAGES, f"consumed {len(received)} messages, produced {MESSAGES}"
     got: dict[bytes, tuple[bytes, Headers, int, int]] = {}
     for msg in received:
-        key = msg.key()
-        assert isinstance(key, bytes)
+        key, value, headers, partition, offset = _fields(msg)
         assert key not in got, f"duplicate message {key!r}"
-        value, headers = msg.value(), msg.headers()
-        assert isinstance(value, bytes), f"{key!r}: value {value!r}"
-        assert headers is not None, key
-        got[key] = (value, headers, msg.partition(), msg.offset())
+        got[key] = (value, headers, partition, offset)
     assert set(got) == set(sent)
     for key, (value, headers) in sent.items():
         got_value, got_headers, partition, offset = got[key]
