@@ -34,6 +34,7 @@ for _spot_pyspark in "$SPOT_VENV"/lib/python3*/site-packages/pyspark; do
 done
 unset _spot_pyspark
 export PYSPARK_PYTHON="$SPOT_VENV/bin/python"
+export SPARK_LOCAL_IP="$SPOT_BIND_HOST"
 export HADOOP_CONF_DIR="$SPOT_STACK_DIR/conf/hadoop"
 export SPARK_CONF_DIR="$SPOT_STACK_DIR/conf/spark"
 export SPOT_SPARK_JARS_DIR="$SPOT_STACK_DIR/lib/spark"

@@ -147,6 +147,7 @@ EOF
     javax.jdo.option.ConnectionDriverName org.apache.derby.jdbc.EmbeddedDriver \
     datanucleus.schema.autoCreateAll true \
     hive.metastore.schema.verification false \
+    datanucleus.connectionPoolingType HikariCP \
     hive.metastore.warehouse.dir "$fs/user/hive/warehouse" \
     hive.metastore.uris "thrift://$SPOT_BIND_HOST:$SPOT_METASTORE_PORT" \
     hive.async.log.enabled false \
@@ -205,6 +206,8 @@ spark.sql.session.timeZone         UTC
 spark.driver.extraJavaOptions      -Duser.timezone=UTC
 spark.executor.extraJavaOptions    -Duser.timezone=UTC
 spark.ui.enabled                   false
+spark.driver.host                  $SPOT_BIND_HOST
+spark.driver.bindAddress           $SPOT_BIND_HOST
 spark.sql.shuffle.partitions       4
 spark.jars.ivy                     $STACK/ivy
 EOF

@@ -42,9 +42,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", required=True, type=table_name, help="Hive table, [db.]table")
     parser.add_argument("--result", required=True, help="local JSON file for the summary")
-    parser.add_argument(
-        "--dump-rows", action="store_true", help="also write every row (sorted) under 'data'"
-    )
+    parser.add_argument("--dump-rows", action="store_true", help="also write every row (sorted) under 'data'")
     parser.add_argument("--app-name", default="spot-smoke-hive-table-count")
     return parser.parse_args(argv)
 

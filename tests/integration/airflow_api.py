@@ -55,9 +55,8 @@ class AirflowApi:
             if run["state"] in TERMINAL:
                 return dict(run)
             if time.monotonic() > deadline:
-                raise AssertionError(
-                    f"{dag_id}/{run_id} still {run['state']} after {timeout}s: {self.task_states(dag_id, run_id)}"
-                )
+                states = self.task_states(dag_id, run_id)
+                raise AssertionError(f"{dag_id}/{run_id} still {run['state']} after {timeout}s: {states}")
             time.sleep(2)
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str | None]:

@@ -11,13 +11,13 @@ Spot's (``y SMALLINT, m TINYINT, d TINYINT, h TINYINT``) and stored as Parquet.
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 from airflow.providers.apache.hive.hooks.hive import HiveCliHook, HiveMetastoreHook, HiveServer2Hook
+
+from .hive_support import drop_database
 
 PARTITION_DDL = "PARTITIONED BY (y SMALLINT, m TINYINT, d TINYINT, h TINYINT)"
 COLUMNS = ["treceived", "sip", "dport", "ibyt"]
@@ -82,40 +82,6 @@ def database_location(hook: HiveServer2Hook, db: str) -> str:
     location = info.get("Location")
     assert location, f"no Location in DESCRIBE DATABASE {db}: {info}"
     return str(location)
-
-
-def hdfs_path(uri: str) -> str:
-    """``hdfs://host:port/a/b`` -> ``/a/b`` (WebHDFS takes paths)."""
-    if uri.startswith("hdfs://"):
-        return "/" + uri.split("/", 3)[3]
-    return uri
-
-
-def drop_database(hook: HiveServer2Hook, db: str, location: str | None) -> None:
-    """DROP DATABASE ... CASCADE, and check that the database and its folder are gone.
-
-    Known defect of the local stack (pyspark wheel's Hive 2.3 metastore): the metastore drops the
-    database, then its AcidEventListener needs BoneCP (not in the wheel), the worker thread dies with
-    NoClassDefFoundError and the client's retry reports NoSuchObjectException. The drop did happen, so
-    when that is the case we only warn; anything left behind still fails the test.
-    """
-    try:
-        hook.run(f"DROP DATABASE IF EXISTS {db} CASCADE")
-        error: Exception | None = None
-    except Exception as exc:
-        error = exc
-    remaining = [row[0] for row in hook.get_records(f"SHOW DATABASES LIKE '{db}'")]
-    assert remaining == [], f"database {db} still exists after DROP DATABASE CASCADE: {error}"
-    if location:
-        client = WebHDFSHook(webhdfs_conn_id="spot_webhdfs").get_conn()
-        leftover = client.status(hdfs_path(location), strict=False)
-        assert leftover is None, f"folder of dropped database {db} still in HDFS: {location}"
-    if error is not None:
-        warnings.warn(
-            f"DROP DATABASE {db} CASCADE raised although the database is gone (metastore drop_database "
-            f"listener defect, see .stack/logs/metastore.log): {str(error)[:300]}",
-            stacklevel=2,
-        )
 
 
 @pytest.fixture

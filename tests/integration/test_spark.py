@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,12 @@ import pytest
 from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 from airflow.providers.apache.hive.hooks.hive import HiveServer2Hook
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from spot_operators.spark_jars import connector_jars
+
+from .hive_support import drop_database
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 JOBS = PROJECT_ROOT / "include" / "jobs"
@@ -31,7 +32,7 @@ KAFKA_JOB = JOBS / "smoke_kafka_to_parquet.py"
 HIVE_JOB = JOBS / "smoke_hive_table_count.py"
 
 # Keep the driver on loopback (the host name resolves to 127.0.0.1, so Spark would otherwise pick
-# another interface) and small: the whole stack shares 2 cores.
+# another interface and warn) and small: the whole stack shares 2 cores.
 SPARK_CONF = {
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
@@ -51,6 +52,7 @@ def spark_submit(application: Path, args: list[str], name: str, jars: list[str] 
         driver_memory="1g",
         name=name,
         application_args=args,
+        env_vars={"SPARK_LOCAL_IP": SPARK_CONF["spark.driver.host"]},
     )
     assert hook._connection["master"] == "local[2]", hook._connection
     hook.submit(application=str(application))
@@ -153,23 +155,10 @@ def test_kafka_job_fails_non_zero(kafka_topic: str, hdfs_dir: str, webhdfs: Any,
     assert not (tmp_path / "r.json").exists()
 
 
-def _drop_database(hook: HiveServer2Hook, db: str) -> None:
-    """DROP DATABASE CASCADE; see tests/integration/test_hive.py::drop_database for the known defect."""
-    try:
-        hook.run(f"DROP DATABASE IF EXISTS {db} CASCADE")
-    except Exception as exc:
-        remaining = hook.get_records(f"SHOW DATABASES LIKE '{db}'")
-        assert remaining == [], f"database {db} still exists after DROP DATABASE CASCADE: {exc}"
-        warnings.warn(
-            f"DROP DATABASE {db} CASCADE raised although the database is gone: {str(exc)[:200]}",
-            stacklevel=2,
-        )
-
-
 def test_spark_job_sees_hive_table(unique_name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     hs2 = HiveServer2Hook(hiveserver2_conn_id="spot_hiveserver2")
     db = unique_name
-    request.addfinalizer(lambda: _drop_database(hs2, db))
+    request.addfinalizer(lambda: drop_database(hs2, db, None))
     table = f"{db}.dns"
     rows = {
         (2016, 5, 12, 3): [("2016-05-12 03:00:07", "spot.apache.org", 1), ("2016-05-12 03:00:08", "a.b", 28)],

@@ -249,9 +249,7 @@ def test_zookeeper_keys_accepted_and_ignored(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------- paths
 
 
-def test_relative_paths_resolve_against_project_root(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_relative_paths_resolve_against_project_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = base()
     data["pipelines"]["dns_server_1"]["pcap_split_staging"] = "split/../split/dns"
     conf_dir = tmp_path / "elsewhere"
@@ -289,9 +287,7 @@ def test_conf_env_var_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert load_ingest_config(SHIPPED).dbname == "spot"
 
 
-def test_check_paths_accepts_existing_collector_dirs(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_check_paths_accepts_existing_collector_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(cfg.ROOT_ENV_VAR, str(tmp_path))
     (tmp_path / "collector" / "flow").mkdir(parents=True)
     data = base()
@@ -441,9 +437,7 @@ def test_error_topic_shared_across_types(tmp_path: Path) -> None:
     assert "share topic 'spot-shared'" in line
     # Pipelines of one type may share a topic.
     data["pipelines"]["dns_server_1"]["type"] = "flow"
-    assert load_ingest_config(write(tmp_path, data, "same.json")).topics_of_type("flow") == [
-        "spot-shared"
-    ]
+    assert load_ingest_config(write(tmp_path, data, "same.json")).topics_of_type("flow") == ["spot-shared"]
 
 
 def test_errors_are_aggregated_one_line_each(tmp_path: Path) -> None:

@@ -107,9 +107,7 @@ def _docker_compose() -> str:
 def _clean_env(**overrides: str) -> dict[str, str]:
     """The environment minus the variables the compose file reads, plus ``overrides``."""
     env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SPOT_", "COMPOSE_")) and k != "AIRFLOW_UID"
+        k: v for k, v in os.environ.items() if not k.startswith(("SPOT_", "COMPOSE_")) and k != "AIRFLOW_UID"
     }
     env.update(overrides)
     return env
@@ -139,8 +137,7 @@ def _run_config(
     except subprocess.TimeoutExpired:
         pytest.fail(f"{' '.join(argv)} did not finish within {COMPOSE_TIMEOUT_S} s")
     assert proc.returncode == 0, (
-        f"{' '.join(argv)} exited with {proc.returncode}\n"
-        f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        f"{' '.join(argv)} exited with {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
     )
     return proc
 
@@ -217,9 +214,7 @@ def test_port_variables_default_to_local_stack_ports(tmp_path: Path) -> None:
 
 def test_port_variables_choose_published_ports(tmp_path: Path) -> None:
     overrides = {var: str(20000 + i) for i, var in enumerate(PUBLISHED_BY)}
-    proc = _run_config(
-        env=_clean_env(**overrides), global_args=_empty_env_file(tmp_path)
-    )
+    proc = _run_config(env=_clean_env(**overrides), global_args=_empty_env_file(tmp_path))
     resolved = yaml.safe_load(proc.stdout)["services"]
     for var, (service, container_port) in PUBLISHED_BY.items():
         ports = _published_ports(resolved[service])
@@ -233,9 +228,7 @@ def test_port_variables_choose_published_ports(tmp_path: Path) -> None:
 
 
 def test_header_says_how_it_is_validated(raw_text: str) -> None:
-    header = "\n".join(
-        line for line in raw_text.splitlines()[:15] if line.startswith("#")
-    )
+    header = "\n".join(line for line in raw_text.splitlines()[:15] if line.startswith("#"))
     assert "docker-compose" in header and "config -q" in header
     assert "no Docker engine" in header
 
@@ -246,9 +239,7 @@ def test_required_services_exist(services: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("var,default", sorted(PORT_VARIABLES.items()))
-def test_local_stack_variables_are_used_with_defaults(
-    raw_text: str, var: str, default: int
-) -> None:
+def test_local_stack_variables_are_used_with_defaults(raw_text: str, var: str, default: int) -> None:
     assert re.search(r"\$\{" + var + r":-" + str(default) + r"\}", raw_text), (
         f"docker-compose.yaml does not use ${{{var}:-{default}}}"
     )
@@ -267,9 +258,7 @@ def test_images(services: dict[str, Any]) -> None:
 
 def test_spark_image_matches_pinned_pyspark(services: dict[str, Any]) -> None:
     """The Airflow image's spark-submit drives the cluster: client and cluster versions agree."""
-    pins = re.findall(
-        r"^pyspark==(\S+)", (ROOT / "requirements.txt").read_text(), re.MULTILINE
-    )
+    pins = re.findall(r"^pyspark==(\S+)", (ROOT / "requirements.txt").read_text(), re.MULTILINE)
     assert pins, "requirements.txt pins no pyspark version"
     for name in ("spark-master", "spark-worker"):
         assert services[name]["image"] == f"apache/spark:{pins[0]}"
@@ -288,10 +277,7 @@ def test_hive_metastore_is_apache_hive_on_postgres(services: dict[str, Any]) -> 
     assert "FROM apache/hive:${HIVE_VERSION}" in dockerfile
     assert "/opt/hive/lib/postgres.jar" in dockerfile
     assert _environment(services["hiveserver2"])["SERVICE_NAME"] == "hiveserver2"
-    assert (
-        "thrift://metastore:9083"
-        in _environment(services["hiveserver2"])["SERVICE_OPTS"]
-    )
+    assert "thrift://metastore:9083" in _environment(services["hiveserver2"])["SERVICE_OPTS"]
 
 
 def test_airflow_services(services: dict[str, Any]) -> None:
@@ -314,9 +300,7 @@ def test_airflow_services(services: dict[str, Any]) -> None:
     assert commands["airflow-triggerer"].endswith("triggerer")
     assert (
         "@airflow-db:5432/airflow"
-        in _environment(services["airflow-scheduler"])[
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
-        ]
+        in _environment(services["airflow-scheduler"])["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     )
 
 
@@ -383,9 +367,7 @@ def test_depends_on_conditions_are_consistent(services: dict[str, Any]) -> None:
                     f"{name} waits for {target}, which has no healthcheck"
                 )
             elif condition == "service_completed_successfully":
-                assert services[target].get("restart") == "no", (
-                    f"{target} is a one-shot service"
-                )
+                assert services[target].get("restart") == "no", f"{target} is a one-shot service"
             else:
                 assert condition == "service_started", condition
     assert {"service_healthy", "service_completed_successfully"} <= seen_conditions
