@@ -42,7 +42,13 @@ def test_deferrable_sensor_completes_in_the_real_triggerer(api: AirflowApi) -> N
 
 
 def test_smoke_dag_touches_all_services_with_dags_test(api: AirflowApi) -> None:
-    """`airflow dags test spot_smoke`: Kafka, HDFS (with the deferrable sensor), Hive and Spark."""
+    """`airflow dags test spot_smoke`: Kafka, HDFS (with the deferrable sensor), Hive and Spark.
+
+    The DAG must be paused: `dags test` records its run in the metadata DB, and an unpaused DAG's
+    running run would also be picked up by the stack's scheduler, running every task twice.
+    """
+    api.wait_for_dag("spot_smoke")
+    api.client.patch("/dags/spot_smoke", json={"is_paused": True}).raise_for_status()
     out = subprocess.run(
         ["airflow", "dags", "test", "spot_smoke"],
         capture_output=True,
@@ -50,11 +56,15 @@ def test_smoke_dag_touches_all_services_with_dags_test(api: AirflowApi) -> None:
         timeout=600,
         check=False,
     )
-    tail = (out.stdout + out.stderr)[-4000:]
-    assert out.returncode == 0, tail
     runs = api.get("/dags/spot_smoke/dagRuns", order_by="-start_date", limit=1)["dag_runs"]
-    assert runs and runs[0]["state"] == "success", tail
+    assert runs, "airflow dags test recorded no run"
     states = api.task_states("spot_smoke", runs[0]["dag_run_id"])
+    failed = [task for task, state in states.items() if state != "success"]
+    logs = Path(os.environ["AIRFLOW_HOME"]) / "logs" / "dag_id=spot_smoke"
+    output_tail = (out.stdout + out.stderr)[-3000:]
+    detail = f"task states {states}; task logs under {logs}; output tail:\n{output_tail}"
+    assert out.returncode == 0 and not failed, detail
+    assert runs[0]["state"] == "success", detail
     assert states == dict.fromkeys(
         ["hdfs_roundtrip", "wait_for_marker", "hive_roundtrip", "spark_reads_hive", "kafka_roundtrip"],
         "success",
