@@ -510,10 +510,7 @@ def _reason(error: Any) -> str:
         return "unknown key"
     if loc and loc[-1] == "[key]":
         name = loc[-2] if len(loc) > 1 else "?"
-        return (
-            f"invalid pipeline name {name!r}: must match {_PIPELINE_NAME_RE} "
-            "(it becomes part of DAG ids)"
-        )
+        return f"invalid pipeline name {name!r}: must match {_PIPELINE_NAME_RE} (it becomes part of DAG ids)"
     if kind in ("model_type", "model_attributes_type", "dict_type"):
         return f"must be a JSON object, got {type(error.get('input')).__name__}"
     message = str(error["msg"]).replace("\n", " ")
@@ -530,9 +527,7 @@ def _format_errors(exc: ValidationError) -> list[str]:
     return [f"{_key_path(tuple(e['loc']))}: {_reason(e)}" for e in exc.errors()]
 
 
-def load_ingest_config(
-    path: str | Path | None = None, *, check_paths: bool = False
-) -> IngestConfig:
+def load_ingest_config(path: str | Path | None = None, *, check_paths: bool = False) -> IngestConfig:
     """Read, validate and resolve the ingest config, or raise one :class:`IngestConfigError`.
 
     ``path`` defaults to :func:`default_config_path`. Relative ``collector_path``,
