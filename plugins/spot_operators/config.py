@@ -120,6 +120,7 @@ def _check_regex(pattern: str) -> str:
 Regex = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_regex)]
 PipelineName = Annotated[str, StringConstraints(pattern=_PIPELINE_NAME_RE, max_length=200)]
 PositiveInt = Annotated[int, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 SparkMemory = Annotated[str, StringConstraints(pattern=_SPARK_MEMORY_RE)]
 
@@ -261,6 +262,28 @@ class PipelineConfig(_Model):
     topic: Annotated[str, StringConstraints(pattern=_TOPIC_RE)] | None = Field(
         default=None, description="Kafka topic of the pipeline; default 'spot-<name>'. New key."
     )
+    stable_seconds: NonNegativeFloat = Field(
+        default=30.0,
+        description="A file is ready once its size and mtime have not changed for this long. New key.",
+    )
+    max_wait_seconds: NonNegativeFloat = Field(
+        default=600.0,
+        description="A collect run that finds no ready file within this time ends as skipped. New key.",
+    )
+    max_attempts: PositiveInt = Field(
+        default=3,
+        description="After this many failed attempts a file is left alone until an operator acts. New key.",
+    )
+    post_ingest: Literal["keep", "delete", "move"] = Field(
+        default="keep",
+        description="What happens to the local original once its HDFS copy is verified and every "
+        "message acknowledged: keep it (Spot's edge mode), delete it, or move it to done_path. New key.",
+    )
+    done_path: Path | None = Field(
+        default=None,
+        description="Where post_ingest=move puts originals; default <local_staging>/done. Relative "
+        "paths resolve against the project root. New key.",
+    )
 
     _name: str = PrivateAttr(default="")
 
@@ -276,7 +299,7 @@ class PipelineConfig(_Model):
             )
         return value
 
-    @field_validator("collector_path", "local_staging", "pcap_split_staging", mode="after")
+    @field_validator("collector_path", "local_staging", "pcap_split_staging", "done_path", mode="after")
     @classmethod
     def _anchor(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         """Resolve relative paths; with ``check_paths`` require the collector directory."""
@@ -340,6 +363,11 @@ class PipelineConfig(_Model):
     def process_args(self) -> list[str]:
         """``process_opt`` as an argument list for ``subprocess`` (no shell involved)."""
         return shlex.split(self.process_opt)
+
+    @property
+    def done_folder(self) -> Path:
+        """Where ``post_ingest=move`` puts originals."""
+        return self.done_path or self.local_staging / "done"
 
     @property
     def split_staging(self) -> Path:

@@ -1,0 +1,10 @@
+"""One ``spot_collect_<pipeline>`` DAG per pipeline in include/ingest_conf.json (see dag_factories)."""
+
+from __future__ import annotations
+
+from spot_operators.config import load_ingest_config
+from spot_operators.dag_factories import build_collect_dag
+
+_config = load_ingest_config()
+for _name in _config.pipelines:
+    globals()[f"spot_collect_{_name}"] = build_collect_dag(_config, _name)

@@ -1,0 +1,8 @@
+"""``spot_setup``: Kafka topics and HDFS folders of the configured pipelines (see dag_factories)."""
+
+from __future__ import annotations
+
+from spot_operators.config import load_ingest_config
+from spot_operators.dag_factories import build_setup_dag
+
+spot_setup = build_setup_dag(load_ingest_config())

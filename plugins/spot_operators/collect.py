@@ -1,0 +1,303 @@
+"""Collecting one file, start to finish: dissect, keep the original in HDFS, route, publish, record.
+
+The steps are ordered so that nothing is lost at any crash point: the ledger records each verified
+step, the local original is touched only after HDFS holds a verified copy and Kafka acknowledged
+every message, and a failure leaves the original where it was with the reason in the ledger.
+Airflow-free: the operator passes in the HDFS client and the producer factory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from spot_operators.config import IngestConfig, PipelineConfig
+from spot_operators.envelope import IngestMessage, Pointer
+from spot_operators.hdfs_store import HdfsClient, store_verified
+from spot_operators.layout import hdfs_type_root
+from spot_operators.ledger import FileLedger, FileVersion, State, file_digest
+from spot_operators.publish import Producer, publish_messages
+from spot_operators.rows import HourPartition, QuarantinedLine, Row
+from spot_operators.segments import RowTooLargeError, csv_line, inline_messages, should_inline
+
+log = logging.getLogger(__name__)
+
+#: nfcapd.YYYYMMDDhhmm[ss] and similar: the hour Spot filed originals under.
+_NAME_TIMESTAMP = re.compile(
+    r"(?<![0-9])(20[0-9]{2})([01][0-9])([0-3][0-9])([0-2][0-9])([0-5][0-9])(?:[0-5][0-9])?(?![0-9])"
+)
+#: A claim older than this (a crashed worker) may be taken over by another run.
+LEASE_SECONDS = 3600.0
+
+
+@dataclass
+class CollectResult:
+    """What happened to one file; returned to Airflow (XCom) and shown in the task log."""
+
+    file: str
+    status: str  # collected | skipped
+    reason: str = ""
+    digest: str = ""
+    rows: int = 0
+    quarantined: int = 0
+    csv_bytes: int = 0
+    route: str = ""  # inline | pointer | none
+    messages: int = 0
+    topic: str = ""
+    originals: list[str] = field(default_factory=list)
+    staged_csv: str = ""
+    quarantine_file: str = ""
+    partitions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def original_hour(file_name: str, first_row: HourPartition | None, mtime_ns: int) -> tuple[str, str]:
+    """``(YYYYMMDD, HH)`` for the original's HDFS folder: from the name, else the first row, else mtime."""
+    match = _NAME_TIMESTAMP.search(file_name)
+    if match:
+        year, month, day, hour, _ = match.groups()
+        try:
+            datetime(int(year), int(month), int(day), int(hour), tzinfo=UTC)
+            return f"{year}{month}{day}", hour
+        except ValueError:
+            pass
+    if first_row is not None:
+        return f"{first_row.y:04d}{first_row.m:02d}{first_row.d:02d}", f"{first_row.h:02d}"
+    t = datetime.fromtimestamp(mtime_ns / 1e9, tz=UTC)
+    return t.strftime("%Y%m%d"), t.strftime("%H")
+
+
+@dataclass
+class _Dissected:
+    csv_path: Path
+    csv_bytes: int
+    rows: int
+    quarantined: int
+    first_partition: HourPartition | None
+    inline_rows: list[Row] | None  # None once the CSV grew past the inline limit
+    partitions: set[HourPartition]
+    originals: list[Path]  # what to store in HDFS: the file, or the dns chunks
+
+
+def _dissect(
+    pipeline: PipelineConfig,
+    path: Path,
+    work: Path,
+    inline_limit: int,
+    quarantine_path: Path,
+    timeout: float,
+) -> _Dissected:
+    """Run the pipeline's dissector into ``work/rows.csv`` (+ quarantine JSON lines)."""
+    originals = [path]
+    items: Iterator[Row | QuarantinedLine]
+    if pipeline.type == "flow":
+        from spot_operators.dissectors.flow import dissect_flow_file
+
+        items = dissect_flow_file(path, timeout=timeout, extra_args=pipeline.process_args)
+    elif pipeline.type == "dns":
+        from spot_operators.dissectors.dns import dissect_dns_chunks, split_pcap
+
+        chunks = split_pcap(path, work / "chunks", pipeline.pkt_num, timeout=timeout)
+        originals = list(chunks)
+        items = dissect_dns_chunks(chunks, timeout=timeout, origin=path)
+    else:
+        from spot_operators.dissectors.proxy import dissect_proxy_file
+
+        items = dissect_proxy_file(path)
+
+    csv_path = work / "rows.csv"
+    result = _Dissected(csv_path, 0, 0, 0, None, [], set(), originals)
+    with (
+        csv_path.open("w", encoding="utf-8", newline="") as out,
+        quarantine_path.open("w", encoding="utf-8") as bad,
+    ):
+        for item in items:
+            if isinstance(item, QuarantinedLine):
+                result.quarantined += 1
+                bad.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
+                continue
+            line = csv_line(item.fields) + "\n"
+            out.write(line)
+            result.csv_bytes += len(line.encode("utf-8"))
+            result.rows += 1
+            result.partitions.add(item.partition)
+            if result.first_partition is None:
+                result.first_partition = item.partition
+            if result.inline_rows is not None:
+                if result.csv_bytes < inline_limit:
+                    result.inline_rows.append(item)
+                else:
+                    result.inline_rows = None
+    return result
+
+
+def _finish_original(pipeline: PipelineConfig, path: Path) -> str:
+    """Apply ``post_ingest`` to the local original (only ever called after verification)."""
+    if pipeline.post_ingest == "delete":
+        path.unlink()
+        return "deleted"
+    if pipeline.post_ingest == "move":
+        target = pipeline.done_folder / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target = target.with_name(f"{path.name}.{datetime.now(tz=UTC):%Y%m%dT%H%M%S%f}")
+        shutil.move(path, target)
+        return f"moved to {target}"
+    return "kept"
+
+
+def collect_file(
+    path: Path,
+    *,
+    config: IngestConfig,
+    pipeline: PipelineConfig,
+    ledger: FileLedger,
+    owner: str,
+    hdfs: HdfsClient,
+    producer_factory: Callable[[], Producer],
+    tool_timeout: float = 1800.0,
+) -> CollectResult:
+    """Ingest one collector file exactly once (see the module docstring for the order of steps)."""
+    version = FileVersion.from_path(pipeline.name, path)
+    claim = ledger.claim(version, owner, LEASE_SECONDS)
+    if claim is None:
+        record = ledger.get(version)
+        state = record.state if record else "unknown"
+        log.info("%s is %s in the ledger; nothing to do", path, state)
+        return CollectResult(str(path), "skipped", f"ledger state {state}", digest=version.digest)
+    log.info("claimed %s (attempt %d, digest %s)", path, claim.attempt, version.digest[:16])
+    try:
+        return _collect_claimed(
+            path, version, config, pipeline, ledger, owner, hdfs, producer_factory, tool_timeout
+        )
+    except BaseException as exc:
+        ledger.fail(version, owner, f"{type(exc).__name__}: {exc}"[:4000])
+        raise
+
+
+def _collect_claimed(
+    path: Path,
+    version: FileVersion,
+    config: IngestConfig,
+    pipeline: PipelineConfig,
+    ledger: FileLedger,
+    owner: str,
+    hdfs: HdfsClient,
+    producer_factory: Callable[[], Producer],
+    tool_timeout: float,
+) -> CollectResult:
+    digest = version.digest
+    staging = pipeline.local_staging
+    work = staging / "work" / digest
+    if work.exists():
+        shutil.rmtree(work)  # leftovers of a crashed attempt: dissect again from the original
+    work.mkdir(parents=True)
+    quarantine_dir = staging / "quarantine"
+    quarantine_dir.mkdir(parents=True, exist_ok=True)
+    quarantine_work = work / "quarantine.jsonl"
+
+    dissected = _dissect(pipeline, path, work, config.kafka.inline_limit_bytes, quarantine_work, tool_timeout)
+    result = CollectResult(
+        str(path),
+        "collected",
+        digest=digest,
+        rows=dissected.rows,
+        quarantined=dissected.quarantined,
+        csv_bytes=dissected.csv_bytes,
+        topic=pipeline.topic or f"spot-{pipeline.name}",
+        partitions=sorted(p.folder(zero_padded=pipeline.type == "proxy") for p in dissected.partitions),
+    )
+    if dissected.quarantined:
+        kept = quarantine_dir / f"{path.name}.{digest[:12]}.jsonl"
+        shutil.copyfile(quarantine_work, kept)
+        result.quarantine_file = str(kept)
+        log.warning("%s: %d lines quarantined with their reasons in %s", path, dissected.quarantined, kept)
+    log.info("%s: %d rows, %d CSV bytes", path, dissected.rows, dissected.csv_bytes)
+
+    # 1. The original (dns: its chunks) in HDFS, verified.
+    day, hour = original_hour(path.name, dissected.first_partition, version.mtime_ns)
+    type_root = hdfs_type_root(config, pipeline.type)
+    binary_dir = type_root / "binary" / day / hour
+    stored = [
+        store_verified(hdfs, original, str(binary_dir / original.name)) for original in dissected.originals
+    ]
+    result.originals = [copy.hdfs_path for copy in stored]
+    ledger.advance(version, owner, State.STORED, {"originals": result.originals})
+
+    # 2. Route by size and publish.
+    template = IngestMessage(
+        kind="INLINE",
+        pipeline=pipeline.name,
+        data_type=pipeline.type,
+        file_name=path.name,
+        file_digest=digest,
+        segment_index=0,
+        segment_count=1,
+    )
+    messages: list[IngestMessage] = []
+    epoch_column = None if pipeline.type == "proxy" else 1
+    if dissected.rows == 0:
+        result.route = "none"
+    elif dissected.inline_rows is not None and should_inline(
+        dissected.csv_bytes, config.kafka.inline_limit_bytes
+    ):
+        try:
+            messages = inline_messages(
+                dissected.inline_rows,
+                template=template,
+                max_request_size=config.kafka.max_request_size,
+                epoch_column=epoch_column,
+            )
+            result.route = "inline"
+        except RowTooLargeError:
+            log.info("%s has a row larger than one message; sending it as an HDFS pointer", path)
+    if dissected.rows and not messages:
+        staged_path = str(type_root / "stage" / day / hour / f"{path.name}.{digest[:12]}.csv")
+        staged = store_verified(hdfs, dissected.csv_path, staged_path)
+        pointer = Pointer(staged.hdfs_path, staged.bytes, dissected.rows, file_digest(dissected.csv_path))
+        messages = [
+            IngestMessage(
+                **{
+                    **vars(template),
+                    "kind": "POINTER",
+                    "pointer": pointer,
+                    "first_row_epoch": dissected.first_partition.start_epoch()
+                    if dissected.first_partition
+                    else None,
+                }
+            )
+        ]
+        result.route = "pointer"
+        result.staged_csv = staged.hdfs_path
+    if messages:
+        report = publish_messages(producer_factory(), result.topic, messages, failed_dir=staging / "failed")
+        result.messages = report.messages
+    ledger.advance(
+        version,
+        owner,
+        State.PUBLISHED,
+        {"topic": result.topic, "messages": result.messages, "route": result.route, "rows": result.rows},
+    )
+
+    # 3. Only now touch the local original.
+    outcome = _finish_original(pipeline, path)
+    ledger.advance(version, owner, State.DONE, {"local_original": outcome, "quarantined": result.quarantined})
+    shutil.rmtree(work, ignore_errors=True)
+    log.info(
+        "%s collected: %s, %d messages to %s; original %s",
+        path,
+        result.route,
+        result.messages,
+        result.topic,
+        outcome,
+    )
+    return result
