@@ -1,4 +1,4 @@
-"""One ``spot_collect_<pipeline>`` DAG per pipeline in include/ingest_conf.json (see dag_factories)."""
+"""Airflow DAGs: one ``spot_collect_<pipeline>`` per pipeline in include/ingest_conf.json (see dag_factories)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``spot_setup``: Kafka topics and HDFS folders of the configured pipelines (see dag_factories)."""
+"""Airflow DAG ``spot_setup``: Kafka topics and HDFS folders of the configured pipelines (see dag_factories)."""
 
 from __future__ import annotations
 

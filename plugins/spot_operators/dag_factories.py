@@ -76,15 +76,15 @@ ends as skipped. Quarantined lines: `{pipeline.local_staging}/quarantine/`; unde
             summary = summarize(list(files), [r for r in (results or []) if r])
             if summary["files_collected"]:
                 outlet_events[asset].extra = summary
-            missing = summary["files_ready"] - summary["files_collected"] - summary["files_skipped"]
-            if missing:
+            if summary["files_failed"]:
                 raise AirflowFailException(
-                    f"{missing} of {summary['files_ready']} files failed; see the collect_file task logs "
-                    f"and the ledger. Collected: {summary}"
+                    f"{len(summary['files_failed'])} of {summary['files_ready']} files failed: "
+                    f"{summary['files_failed']}; see the collect_file task logs and the ledger. "
+                    f"Collected: {summary['files']}"
                 )
             return summary
 
-        announce(ready.output, collected)
+        announce(ready.output, collected.output)
     return dag
 
 

@@ -27,7 +27,10 @@ def test_no_import_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_expected_dags_present(dagbag) -> None:  # type: ignore[no-untyped-def]
-    assert {"spot_smoke", "spot_deferrable_smoke"} <= set(dagbag.dag_ids)
+    from spot_operators.config import load_ingest_config
+
+    collect = {f"spot_collect_{name}" for name in load_ingest_config().pipelines}
+    assert {"spot_smoke", "spot_deferrable_smoke", "spot_setup", *collect} <= set(dagbag.dag_ids)
 
 
 def test_every_dag_is_tagged_and_documented(dagbag) -> None:  # type: ignore[no-untyped-def]

@@ -74,4 +74,6 @@ def summarize(files: list[dict[str, Any]], results: list[dict[str, Any]]) -> dic
         "routes": sorted({r["route"] for r in collected}),
         "files": [Path(r["file"]).name for r in collected],
     }
+    answered = {r["file"] for r in results if r}
+    summary["files_failed"] = sorted(str(f.get("path")) for f in files if str(f.get("path")) not in answered)
     return summary

@@ -1,0 +1,246 @@
+"""`airflow dags test spot_collect_<pipeline>` against the real stack, for all three pipelines.
+
+Each test runs the DAGs with its own config (SPOT_INGEST_CONF): collector folders in tmp, a unique
+hdfs_app_path and unique topics, so runs never see each other's data. Golden row counts come from the
+tools themselves (nfdump, tshark) or from a plain count of the log's data lines, not from project code.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
+from confluent_kafka import Consumer, TopicPartition
+
+from spot_operators.envelope import decode_message
+from spot_operators.hdfs_checksum import hdfs_md5_crc32c_checksum
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "data"
+FLOW_SAMPLE = SHARED / "flow" / "nfcapd.202301251836"
+DNS_SAMPLES = [SHARED / "dns" / "packetq-dns.pcap", SHARED / "dns" / "dsc-dnso1tcp.pcap"]
+PROXY_SAMPLE = SHARED / "proxy" / "proxysg-main.log"
+
+
+class CollectEnv:
+    """A private config, its folders and topics, and helpers to run DAGs and read what they wrote."""
+
+    def __init__(self, tmp: Path, unique: str, inline_limit: int = 1048576) -> None:
+        self.tmp = tmp
+        self.unique = unique
+        self.app_path = f"/tmp/{unique}/spot"
+        shipped = json.loads((ROOT / "include" / "ingest_conf.json").read_text())
+        shipped.pop("$schema", None)
+        shipped["hdfs_app_path"] = self.app_path
+        shipped["kafka"]["inline_limit_bytes"] = inline_limit
+        for name, pipeline in shipped["pipelines"].items():
+            pipeline["collector_path"] = str(tmp / "collector" / name)
+            pipeline["local_staging"] = str(tmp / "staging" / name)
+            pipeline["topic"] = f"{unique}-{name}"
+            (tmp / "collector" / name).mkdir(parents=True)
+        self.config = shipped
+        self.config_path = tmp / "ingest_conf.json"
+        self.config_path.write_text(json.dumps(shipped, indent=2))
+        self.env = {**os.environ, "SPOT_INGEST_CONF": str(self.config_path)}
+        self.hdfs = WebHDFSHook(webhdfs_conn_id="spot_webhdfs").get_conn()
+
+    def collector(self, pipeline: str) -> Path:
+        return Path(self.config["pipelines"][pipeline]["collector_path"])
+
+    def topic(self, pipeline: str) -> str:
+        return str(self.config["pipelines"][pipeline]["topic"])
+
+    def dags_test(self, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 600) -> str:
+        args = ["airflow", "dags", "test", dag_id]
+        if conf:
+            args += ["-c", json.dumps(conf)]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=self.env, check=False)
+        text = out.stdout + out.stderr
+        log_file = self.tmp / f"{dag_id}-{time.monotonic_ns()}.log"
+        log_file.write_text(text)
+        if out.returncode != 0:
+            lines = text.splitlines()
+            failures = [i for i, line in enumerate(lines) if "Task failed with exception" in line]
+            excerpt = "\n".join(lines[failures[0] : failures[0] + 40]) if failures else text[-4000:]
+            pytest.fail(f"{dag_id} failed (full output: {log_file}):\n{excerpt}")
+        return text
+
+    def collect(self, pipeline: str, max_wait: float = 60) -> str:
+        return self.dags_test(f"spot_collect_{pipeline}", {"max_wait_seconds": max_wait, "stable_seconds": 1})
+
+    def read_topic(self, pipeline: str) -> list[Any]:
+        """Every message of the pipeline's topic, decoded, from the beginning."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": f"{os.environ['SPOT_BIND_HOST']}:{os.environ['SPOT_KAFKA_PORT']}",
+                "group.id": f"{self.unique}-reader-{time.monotonic_ns()}",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            topic = self.topic(pipeline)
+            partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+            consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+            messages = []
+            idle_until = time.monotonic() + 5
+            while time.monotonic() < idle_until:
+                for message in consumer.consume(num_messages=500, timeout=1.0):
+                    assert message.error() is None, message.error()
+                    decoded = decode_message(message.value())
+                    assert message.key() == decoded.file_digest.encode()
+                    headers = dict(message.headers() or [])
+                    assert headers["spot.pipeline"] == pipeline.encode(), headers
+                    assert (
+                        headers["spot.segment"]
+                        == f"{decoded.segment_index + 1}/{decoded.segment_count}".encode()
+                    )
+                    messages.append(decoded)
+                    idle_until = time.monotonic() + 3
+            return messages
+        finally:
+            consumer.close()
+
+    def rows_of(self, messages: list[Any]) -> list[list[str]]:
+        """CSV rows carried by the messages: inline rows, or the staged CSV a pointer names."""
+        rows: list[list[str]] = []
+        for message in sorted(messages, key=lambda m: (m.file_name, m.segment_index)):
+            if message.kind == "INLINE":
+                rows.extend(next(csv.reader(io.StringIO(line))) for line in message.rows)
+            else:
+                with self.hdfs.read(message.pointer.hdfs_path) as reader:
+                    text = reader.read().decode("utf-8")
+                assert len(text.encode()) == message.pointer.bytes
+                rows.extend(csv.reader(io.StringIO(text)))
+        return rows
+
+    def assert_original_verified(self, local: Path, data_type: str, day: str, hour: str) -> str:
+        hdfs_path = f"{self.app_path}/{data_type}/binary/{day}/{hour}/{local.name}"
+        status = self.hdfs.status(hdfs_path)
+        assert status["length"] == local.stat().st_size
+        expected = hdfs_md5_crc32c_checksum(local, block_size=int(status["blockSize"]))
+        assert expected.matches(self.hdfs.checksum(hdfs_path)), (
+            f"checksum of {hdfs_path} differs from {local}"
+        )
+        return hdfs_path
+
+    def cleanup(self) -> None:
+        try:
+            self.hdfs.delete(f"/tmp/{self.unique}", recursive=True)
+        except Exception:  # best effort: the assertion errors matter more
+            pass
+
+
+@pytest.fixture
+def collect_env(tmp_path: Path, unique_name: str) -> Iterator[CollectEnv]:
+    env = CollectEnv(tmp_path, unique_name.replace("_", "-"))
+    env.dags_test("spot_setup")
+    yield env
+    env.cleanup()
+
+
+def _nfdump_count(path: Path) -> int:
+    out = subprocess.run(
+        ["nfdump", "-r", str(path), "-q", "-o", "csv"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return len([line for line in out.stdout.splitlines() if line.strip()])
+
+
+def _tshark_responses(path: Path) -> int:
+    out = subprocess.run(
+        ["tshark", "-r", str(path), "-Y", "dns.flags.response == 1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return len(out.stdout.splitlines())
+
+
+def test_flow_file_is_stored_verified_and_published_inline_once(collect_env: CollectEnv) -> None:
+    expected_rows = _nfdump_count(FLOW_SAMPLE)
+    assert expected_rows == 3018  # the data README's figure; the test data itself must not change
+    target = collect_env.collector("flow_internals") / FLOW_SAMPLE.name
+    shutil.copy2(FLOW_SAMPLE, target)
+
+    collect_env.collect("flow_internals")
+
+    collect_env.assert_original_verified(target, "flow", "20230125", "18")
+    messages = collect_env.read_topic("flow_internals")
+    assert {m.kind for m in messages} == {"INLINE"}
+    assert [m.segment_index for m in messages] == list(range(len(messages)))
+    rows = collect_env.rows_of(messages)
+    assert len(rows) == expected_rows
+    assert all(len(row) == 28 for row in rows)
+    assert target.exists(), "post_ingest=keep must leave the original in place"
+
+    # A second run finds nothing new: the ledger remembers the kept original.
+    collect_env.collect("flow_internals", max_wait=8)
+    assert len(collect_env.read_topic("flow_internals")) == len(messages)
+
+
+def test_dns_captures_travel_as_hdfs_pointers_above_the_inline_limit(
+    tmp_path: Path, unique_name: str
+) -> None:
+    env = CollectEnv(tmp_path, unique_name.replace("_", "-"), inline_limit=1000)
+    try:
+        env.dags_test("spot_setup")
+        for sample in DNS_SAMPLES:
+            shutil.copy2(sample, env.collector("dns_server_1") / sample.name)
+        env.collect("dns_server_1")
+        messages = env.read_topic("dns_server_1")
+        assert {m.kind for m in messages} == {"POINTER"}
+        assert sorted(m.file_name for m in messages) == sorted(s.name for s in DNS_SAMPLES)
+        rows = env.rows_of(messages)
+        assert len(rows) == sum(_tshark_responses(s) for s in DNS_SAMPLES) == 82
+        assert all(len(row) == 10 for row in rows)
+        for message in messages:
+            assert message.pointer.hdfs_path.startswith(f"{env.app_path}/dns/stage/")
+            assert message.pointer.rows == 41
+        # DNS keeps the editcap chunks as its originals.
+        listing = env.hdfs.list(f"{env.app_path}/dns/binary", status=False)
+        assert listing, "no DNS originals in HDFS"
+    finally:
+        env.cleanup()
+
+
+def test_proxy_log_picked_up_while_the_dag_waits(collect_env: CollectEnv) -> None:
+    data_lines = [
+        line
+        for line in PROXY_SAMPLE.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    target = collect_env.collector("proxy_bluecoat") / "proxysg-main.log"
+
+    def arrive_later() -> None:
+        time.sleep(12)
+        partial = target.with_name(".proxysg-main.log.part")
+        shutil.copy2(PROXY_SAMPLE, partial)
+        partial.rename(target)
+
+    writer = threading.Thread(target=arrive_later)
+    writer.start()
+    try:
+        collect_env.collect("proxy_bluecoat", max_wait=120)
+    finally:
+        writer.join()
+    messages = collect_env.read_topic("proxy_bluecoat")
+    rows = collect_env.rows_of(messages)
+    assert len(rows) == len(data_lines) == 11
+    by_ip = {row[2] for row in rows}
+    assert by_ip, rows
+    assert all(len(row) == 28 for row in rows)
