@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 ENV := . scripts/env.sh &&
 
-.PHONY: help setup stack-up stack-down stack-status stack-restart demo test test-unit test-integration lint schema
+.PHONY: help setup stack-up stack-down stack-status stack-restart demo test test-unit test-integration lint schema bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -40,3 +40,6 @@ lint: ## ruff (including Airflow's AIR rules) and mypy
 
 schema: ## regenerate include/schemas/ingest_conf.schema.json from the config model
 	$(ENV) PYTHONPATH=plugins python -m spot_operators.config --write-schema
+
+bench: stack-up ## throughput figures (flow collect vs nfdump on >= 1M flows); needs ../shared/data
+	$(ENV) python scripts/bench_flow.py

@@ -1,4 +1,4 @@
-"""Airflow DAGs: one ``spot_collect_<pipeline>`` per pipeline in include/ingest_conf.json (see dag_factories)."""
+"""Airflow DAGs: one ``spot_collect_<pipeline>`` per pipeline of include/ingest_conf.json."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Airflow DAG ``spot_setup``: Kafka topics and HDFS folders of the configured pipelines (see dag_factories)."""
+"""Airflow DAG ``spot_setup``: Kafka topics and HDFS folders of the configured pipelines."""
 
 from __future__ import annotations
 

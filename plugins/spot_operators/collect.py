@@ -8,6 +8,7 @@ Airflow-free: the operator passes in the HDFS client and the producer factory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from spot_operators.config import IngestConfig, PipelineConfig
+from spot_operators.detection import path_text
 from spot_operators.envelope import IngestMessage, Pointer
 from spot_operators.hdfs_store import HdfsClient, store_verified
 from spot_operators.layout import hdfs_type_root
@@ -173,7 +175,7 @@ def collect_file(
         record = ledger.get(version)
         state = record.state if record else "unknown"
         log.info("%s is %s in the ledger; nothing to do", path, state)
-        return CollectResult(str(path), "skipped", f"ledger state {state}", digest=version.digest)
+        return CollectResult(path_text(str(path)), "skipped", f"ledger state {state}", digest=version.digest)
     log.info("claimed %s (attempt %d, digest %s)", path, claim.attempt, version.digest[:16])
     try:
         return _collect_claimed(
@@ -197,7 +199,12 @@ def _collect_claimed(
 ) -> CollectResult:
     digest = version.digest
     staging = pipeline.local_staging
-    work = staging / "work" / digest
+    # Per file version: identical bytes under two names must not share a work folder.
+    work = (
+        staging
+        / "work"
+        / f"{digest[:32]}-{hashlib.sha1(str(path).encode(errors='surrogateescape')).hexdigest()[:12]}"
+    )
     if work.exists():
         shutil.rmtree(work)  # leftovers of a crashed attempt: dissect again from the original
     work.mkdir(parents=True)
@@ -207,7 +214,7 @@ def _collect_claimed(
 
     dissected = _dissect(pipeline, path, work, config.kafka.inline_limit_bytes, quarantine_work, tool_timeout)
     result = CollectResult(
-        str(path),
+        path_text(str(path)),
         "collected",
         digest=digest,
         rows=dissected.rows,
@@ -228,7 +235,8 @@ def _collect_claimed(
     type_root = hdfs_type_root(config, pipeline.type)
     binary_dir = type_root / "binary" / day / hour
     stored = [
-        store_verified(hdfs, original, str(binary_dir / original.name)) for original in dissected.originals
+        store_verified(hdfs, original, str(binary_dir / path_text(original.name)))
+        for original in dissected.originals
     ]
     result.originals = [copy.hdfs_path for copy in stored]
     ledger.advance(version, owner, State.STORED, {"originals": result.originals})
@@ -238,7 +246,7 @@ def _collect_claimed(
         kind="INLINE",
         pipeline=pipeline.name,
         data_type=pipeline.type,
-        file_name=path.name,
+        file_name=path_text(path.name),
         file_digest=digest,
         segment_index=0,
         segment_count=1,
@@ -261,7 +269,7 @@ def _collect_claimed(
         except RowTooLargeError:
             log.info("%s has a row larger than one message; sending it as an HDFS pointer", path)
     if dissected.rows and not messages:
-        staged_path = str(type_root / "stage" / day / hour / f"{path.name}.{digest[:12]}.csv")
+        staged_path = str(type_root / "stage" / day / hour / f"{path_text(path.name)}.{digest[:12]}.csv")
         staged = store_verified(hdfs, dissected.csv_path, staged_path)
         pointer = Pointer(staged.hdfs_path, staged.bytes, dissected.rows, file_digest(dissected.csv_path))
         messages = [

@@ -49,7 +49,7 @@ ends as skipped. Quarantined lines: `{pipeline.local_staging}/quarantine/`; unde
         catchup=False,
         tags=["spot", "collect", pipeline.type],
         doc_md=doc,
-        default_args={"retries": 1, "retry_delay": timedelta(seconds=30)},
+        default_args={"retries": 1, "retry_delay": timedelta(seconds=15)},
         params={
             "max_wait_seconds": Param(pipeline.max_wait_seconds, type="number", minimum=0),
             "stable_seconds": Param(pipeline.stable_seconds, type="number", minimum=0),

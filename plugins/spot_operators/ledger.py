@@ -245,8 +245,13 @@ _SCHEMA = (
 _KEY = "pipeline = ? AND path = ? AND size = ? AND mtime_ns = ? AND digest = ?"
 
 
+def _db_path(path: str) -> str:
+    """A path as SQLite can store it: non-UTF-8 name bytes (surrogate escapes) become ``\\xNN``."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def _key(v: FileVersion) -> tuple[str, str, int, int, str]:
-    return (v.pipeline, v.path, v.size, v.mtime_ns, v.digest)
+    return (v.pipeline, _db_path(v.path), v.size, v.mtime_ns, v.digest)
 
 
 def _dumps(details: Mapping[str, Any], version: FileVersion) -> str:
@@ -578,7 +583,7 @@ class FileLedger:
     def state_of_path(self, path: str | os.PathLike[str], pipeline: str | None = None) -> FileRecord | None:
         """The most recently updated record of any version of ``path`` (optionally of one pipeline)."""
         query = "SELECT * FROM files WHERE path = ?"
-        args: list[Any] = [os.fspath(path)]
+        args: list[Any] = [_db_path(os.fspath(path))]
         if pipeline is not None:
             query += " AND pipeline = ?"
             args.append(pipeline)

@@ -39,9 +39,13 @@ class PublishReport:
     offsets: tuple[tuple[int, int], ...]  # (partition, offset) per message, in order
 
 
-def failed_segment_paths(failed_dir: Path, digest: str, index: int) -> tuple[Path, Path]:
-    """Where an undelivered segment and its metadata are kept: ``failed/<digest>/segment-NNNNN.*``."""
-    folder = failed_dir / digest
+def failed_segment_paths(failed_dir: Path, message: IngestMessage) -> tuple[Path, Path]:
+    """Where an undelivered segment and its metadata go: ``failed/<file>.<digest16>/segment-NNNNN.*``.
+
+    The file name is part of the folder so two files with identical bytes never share one.
+    """
+    folder = failed_dir / f"{message.file_name}.{message.file_digest[:16]}"
+    index = message.segment_index
     return folder / f"segment-{index:05d}.avro", folder / f"segment-{index:05d}.json"
 
 
@@ -49,7 +53,7 @@ def keep_failed_segment(
     failed_dir: Path, topic: str, message: IngestMessage, payload: bytes, error: str
 ) -> Path:
     """Write an undelivered segment durably (fsync, then rename) so a replay finds it whole."""
-    data_path, meta_path = failed_segment_paths(failed_dir, message.file_digest, message.segment_index)
+    data_path, meta_path = failed_segment_paths(failed_dir, message)
     data_path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "topic": topic,
@@ -114,7 +118,7 @@ def publish_messages(
             )
             keep_failed_segment(failed_dir, topic, messages[i], payloads[i], reason)
         first = errors.get(undelivered[0], "no delivery report")
-        kept = failed_dir / messages[0].file_digest
+        kept = failed_segment_paths(failed_dir, messages[0])[0].parent
         raise PublishError(
             f"{len(undelivered)} of {len(messages)} segments of {messages[0].file_name} were not "
             f"acknowledged by Kafka topic {topic} (first error: {first}); kept for replay under {kept}"

@@ -61,14 +61,25 @@ class CollectEnv:
     def topic(self, pipeline: str) -> str:
         return str(self.config["pipelines"][pipeline]["topic"])
 
-    def dags_test(self, dag_id: str, conf: dict[str, Any] | None = None, timeout: float = 600) -> str:
+    def dags_test(
+        self,
+        dag_id: str,
+        conf: dict[str, Any] | None = None,
+        timeout: float = 600,
+        expect_failure: bool = False,
+    ) -> str:
         args = ["airflow", "dags", "test", dag_id]
         if conf:
             args += ["-c", json.dumps(conf)]
-        out = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=self.env, check=False)
+        out = subprocess.run(
+            args, capture_output=True, text=True, errors="replace", timeout=timeout, env=self.env, check=False
+        )
         text = out.stdout + out.stderr
         log_file = self.tmp / f"{dag_id}-{time.monotonic_ns()}.log"
         log_file.write_text(text)
+        if expect_failure:
+            assert out.returncode != 0, f"{dag_id} should have failed (output: {log_file})"
+            return text
         if out.returncode != 0:
             lines = text.splitlines()
             failures = [i for i, line in enumerate(lines) if "Task failed with exception" in line]
@@ -76,8 +87,17 @@ class CollectEnv:
             pytest.fail(f"{dag_id} failed (full output: {log_file}):\n{excerpt}")
         return text
 
-    def collect(self, pipeline: str, max_wait: float = 60) -> str:
-        return self.dags_test(f"spot_collect_{pipeline}", {"max_wait_seconds": max_wait, "stable_seconds": 1})
+    def collect(self, pipeline: str, max_wait: float = 60, expect_failure: bool = False) -> str:
+        conf = {"max_wait_seconds": max_wait, "stable_seconds": 1}
+        return self.dags_test(f"spot_collect_{pipeline}", conf, expect_failure=expect_failure)
+
+    def ledger_states(self, pipeline: str) -> dict[str, str]:
+        from spot_operators.ledger import FileLedger
+
+        staging = Path(self.config["pipelines"][pipeline]["local_staging"])
+        return {
+            Path(r.version.path).name: str(r.state) for r in FileLedger(staging / "ledger.sqlite3").records()
+        }
 
     def read_topic(self, pipeline: str) -> list[Any]:
         """Every message of the pipeline's topic, decoded, from the beginning."""
@@ -244,3 +264,51 @@ def test_proxy_log_picked_up_while_the_dag_waits(collect_env: CollectEnv) -> Non
     by_ip = {row[2] for row in rows}
     assert by_ip, rows
     assert all(len(row) == 28 for row in rows)
+
+
+def test_bad_flow_files_fail_alone_and_stay_put(collect_env: CollectEnv) -> None:
+    """Empty, truncated and text-as-nfcapd files fail with their names; the good file still goes through."""
+    folder = collect_env.collector("flow_internals")
+    good = folder / "nfcapd.202301251836"
+    shutil.copy2(FLOW_SAMPLE, good)
+    bad = {
+        "nfcapd.202301251837": b"",
+        "nfcapd.202301251838": FLOW_SAMPLE.read_bytes()[:5000],
+        "nfcapd.202301251839": b"this is not an nfcapd file\n" * 10,
+    }
+    for name, content in bad.items():
+        (folder / name).write_bytes(content)
+
+    output = collect_env.collect("flow_internals", expect_failure=True)
+
+    assert "3 of 4 files failed" in output
+    for name in bad:
+        assert name in output
+        assert (folder / name).exists(), f"{name} must stay where the operator can find it"
+    states = collect_env.ledger_states("flow_internals")
+    assert states[good.name] == "done"
+    assert all(states[name] == "failed" for name in bad), states
+    rows = collect_env.rows_of(collect_env.read_topic("flow_internals"))
+    assert len(rows) == 3018
+
+
+def test_hostile_and_odd_file_names_are_data_not_commands(collect_env: CollectEnv) -> None:
+    """Names with spaces, quotes, ';', '$(...)' and non-UTF-8 bytes are ingested; nothing is executed."""
+    folder = collect_env.collector("proxy_bluecoat")
+    names = ['we ird "quoted" name.log', "semi;colon $(touch pwned).log", "`touch pwned`.log"]
+    for name in names:
+        shutil.copy2(PROXY_SAMPLE, folder / name)
+    raw_name = os.fsencode(str(folder)) + b"/caf\xe9-latin1.log"
+    with open(raw_name, "wb") as handle:
+        handle.write(PROXY_SAMPLE.read_bytes())
+    (folder / "garbage.log").write_text("\x00\x01 not a proxy log at all\n" * 5)
+
+    output = collect_env.collect("proxy_bluecoat", expect_failure=True)
+
+    assert "garbage.log" in output
+    for place in (ROOT, collect_env.tmp, folder, Path.cwd()):
+        assert not (place / "pwned").exists(), f"a file name was executed as a command (in {place})"
+    messages = collect_env.read_topic("proxy_bluecoat")
+    assert len({m.file_digest for m in messages}) == 1  # four copies of the same bytes: one digest
+    assert len({m.file_name for m in messages}) == 4
+    assert (folder / "garbage.log").exists()
