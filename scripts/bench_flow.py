@@ -81,6 +81,11 @@ def main() -> int:
     hdfs = WebHDFSHook(webhdfs_conn_id="spot_webhdfs").get_conn()
     producer_hook = IdempotentProducerHook("spot_kafka", config.kafka.max_request_size)
     topic = pipeline.topic or "spot-flow_internals"
+    from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
+
+    from spot_operators.provisioning import ensure_topics
+
+    ensure_topics(KafkaAdminClientHook(kafka_config_id="spot_kafka").get_conn, config)
     with tempfile.TemporaryDirectory(prefix="spot-bench-") as tmp:
         work = Path(tmp)
         print(f"generating an nfcapd file of >= {args.flows:,} flows from {SAMPLE.name} ...", flush=True)
