@@ -26,6 +26,8 @@ from confluent_kafka import Consumer, TopicPartition
 from spot_operators.envelope import decode_message
 from spot_operators.hdfs_checksum import hdfs_md5_crc32c_checksum
 
+from .airflow_api import AirflowApi
+
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
 FLOW_SAMPLE = SHARED / "flow" / "nfcapd.202301251836"
@@ -207,6 +209,11 @@ def test_flow_file_is_stored_verified_and_published_inline_once(collect_env: Col
     assert len(rows) == expected_rows
     assert all(len(row) == 28 for row in rows)
     assert target.exists(), "post_ingest=keep must leave the original in place"
+
+    # The announce task emitted the topic's Asset event with the run's totals.
+    events = AirflowApi().get("/assets/events", order_by="-timestamp", limit=100)["asset_events"]
+    ours = [e for e in events if e["uri"].endswith("/" + collect_env.topic("flow_internals"))]
+    assert ours and ours[0]["extra"]["rows"] == expected_rows and ours[0]["extra"]["files"] == [target.name]
 
     # A second run finds nothing new: the ledger remembers the kept original.
     collect_env.collect("flow_internals", max_wait=8)
