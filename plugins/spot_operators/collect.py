@@ -25,7 +25,7 @@ from spot_operators.envelope import IngestMessage, Pointer
 from spot_operators.hdfs_store import HdfsClient, store_verified
 from spot_operators.layout import hdfs_type_root
 from spot_operators.ledger import FileLedger, FileVersion, State, file_digest
-from spot_operators.publish import Producer, publish_messages
+from spot_operators.publish import Producer, failed_segment_paths, publish_messages
 from spot_operators.rows import HourPartition, QuarantinedLine, Row
 from spot_operators.segments import RowTooLargeError, csv_line, inline_messages, should_inline
 
@@ -287,8 +287,15 @@ def _collect_claimed(
         result.route = "pointer"
         result.staged_csv = staged.hdfs_path
     if messages:
-        report = publish_messages(producer_factory(), result.topic, messages, failed_dir=staging / "failed")
+        failed_dir = staging / "failed"
+        report = publish_messages(producer_factory(), result.topic, messages, failed_dir=failed_dir)
         result.messages = report.messages
+        # Segments kept by an earlier failed attempt are superseded by this acknowledged publish;
+        # replaying them later would duplicate the file's rows.
+        superseded = failed_segment_paths(failed_dir, messages[0])[0].parent
+        if superseded.exists():
+            shutil.rmtree(superseded)
+            log.info("removed %s: its segments were delivered by this attempt", superseded)
     ledger.advance(
         version,
         owner,

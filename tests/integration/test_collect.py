@@ -27,6 +27,7 @@ from spot_operators.envelope import decode_message
 from spot_operators.hdfs_checksum import hdfs_md5_crc32c_checksum
 
 from .airflow_api import AirflowApi
+from .private_kafka import PrivateKafka
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data"
@@ -45,6 +46,8 @@ class CollectEnv:
         shipped = json.loads((ROOT / "include" / "ingest_conf.json").read_text())
         shipped.pop("$schema", None)
         shipped["hdfs_app_path"] = self.app_path
+        self.dbname = unique.replace("-", "_")
+        shipped["dbname"] = self.dbname
         shipped["kafka"]["inline_limit_bytes"] = inline_limit
         for name, pipeline in shipped["pipelines"].items():
             pipeline["collector_path"] = str(tmp / "collector" / name)
@@ -55,6 +58,7 @@ class CollectEnv:
         self.config_path = tmp / "ingest_conf.json"
         self.config_path.write_text(json.dumps(shipped, indent=2))
         self.env = {**os.environ, "SPOT_INGEST_CONF": str(self.config_path)}
+        self.bootstrap = f"{os.environ['SPOT_BIND_HOST']}:{os.environ['SPOT_KAFKA_PORT']}"
         self.hdfs = WebHDFSHook(webhdfs_conn_id="spot_webhdfs").get_conn()
 
     def collector(self, pipeline: str) -> Path:
@@ -105,7 +109,7 @@ class CollectEnv:
         """Every message of the pipeline's topic, decoded, from the beginning."""
         consumer = Consumer(
             {
-                "bootstrap.servers": f"{os.environ['SPOT_BIND_HOST']}:{os.environ['SPOT_KAFKA_PORT']}",
+                "bootstrap.servers": self.bootstrap,
                 "group.id": f"{self.unique}-reader-{time.monotonic_ns()}",
                 "enable.auto.commit": False,
             }
@@ -157,9 +161,17 @@ class CollectEnv:
         return hdfs_path
 
     def cleanup(self) -> None:
+        from airflow.providers.apache.hive.hooks.hive import HiveServer2Hook
+
+        try:  # best effort: the assertion errors matter more
+            HiveServer2Hook(hiveserver2_conn_id="spot_hiveserver2").run(
+                f"DROP DATABASE IF EXISTS {self.dbname} CASCADE"
+            )
+        except Exception:
+            pass
         try:
             self.hdfs.delete(f"/tmp/{self.unique}", recursive=True)
-        except Exception:  # best effort: the assertion errors matter more
+        except Exception:
             pass
 
 
@@ -319,3 +331,41 @@ def test_hostile_and_odd_file_names_are_data_not_commands(collect_env: CollectEn
     assert len({m.file_digest for m in messages}) == 1  # four copies of the same bytes: one digest
     assert len({m.file_name for m in messages}) == 4
     assert (folder / "garbage.log").exists()
+
+
+def test_kafka_outage_keeps_segments_and_a_later_run_delivers_once(tmp_path: Path, unique_name: str) -> None:
+    """Broker down while publishing: the task fails loudly, segments are kept, the original stays; once
+    the broker is back the next run delivers the file exactly once and drops the superseded segments."""
+    broker = PrivateKafka(tmp_path / "kafka")
+    broker.start()
+    env = CollectEnv(tmp_path / "run", unique_name.replace("_", "-"))
+    env.env.update(broker.connection_env())
+    env.bootstrap = broker.bootstrap
+    staging = Path(env.config["pipelines"]["proxy_bluecoat"]["local_staging"])
+    try:
+        env.dags_test("spot_setup")
+        broker.stop()
+        target = env.collector("proxy_bluecoat") / "proxysg-main.log"
+        shutil.copy2(PROXY_SAMPLE, target)
+
+        output = env.collect("proxy_bluecoat", expect_failure=True)
+
+        assert "were not acknowledged" in output
+        kept = sorted((staging / "failed").glob("*/segment-*.avro"))
+        assert kept, "undelivered segments must be kept for replay"
+        assert decode_message(kept[0].read_bytes()).file_name == target.name
+        assert target.exists()
+        assert env.ledger_states("proxy_bluecoat") == {target.name: "failed"}
+        hour_folders = env.hdfs.list(f"{env.app_path}/proxy/binary", status=False)
+        assert hour_folders, "the original was stored (and verified) before publishing"
+
+        broker.start()
+        env.collect("proxy_bluecoat")
+
+        rows = env.rows_of(env.read_topic("proxy_bluecoat"))
+        assert len(rows) == 11
+        assert not list((staging / "failed").glob("*/segment-*.avro")), "superseded segments must go"
+        assert env.ledger_states("proxy_bluecoat") == {target.name: "done"}
+    finally:
+        broker.stop()
+        env.cleanup()
