@@ -1,4 +1,4 @@
-"""Airflow DAG ``spot_setup``: Kafka topics and HDFS folders of the configured pipelines."""
+"""Airflow DAG ``spot_setup``: Kafka topics, HDFS folders and Hive tables of the configured pipelines."""
 
 from __future__ import annotations
 

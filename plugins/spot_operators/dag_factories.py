@@ -89,7 +89,7 @@ ends as skipped. Quarantined lines: `{pipeline.local_staging}/quarantine/`; unde
 
 
 def build_setup_dag(config: IngestConfig) -> DAG:
-    """``spot_setup``: create the Kafka topics and HDFS folders the pipelines write into."""
+    """``spot_setup``: create the Kafka topics, HDFS folders and Hive tables the pipelines write into."""
     with DAG(
         dag_id="spot_setup",
         schedule=None,
@@ -97,11 +97,14 @@ def build_setup_dag(config: IngestConfig) -> DAG:
         catchup=False,
         tags=["spot", "setup"],
         doc_md="""
-### Set up Spot's topics and folders
+### Set up Spot's topics, folders and tables
 
 Creates the Kafka topic of every configured pipeline (partitions and replication from `kafka` in the config)
 and Spot's HDFS folders (`<hdfs_app_path>/<type>/{binary,stage,hive,checkpoints}`), plus the local
-collector and staging folders. Safe to run again: what exists is left alone.
+collector and staging folders. Then, through HiveServer2, the database `<dbname>` and Spot's EXTERNAL
+Parquet tables `flow`, `dns`, `proxy` at `<hdfs_app_path>/<type>/hive` and `quarantine` at
+`<hdfs_app_path>/quarantine/hive` (DDL: `include/schemas/hive/`). Safe to run again: what exists is left
+alone, but an existing table whose columns, partitions or location differ fails the run.
 """,
     ) as dag:
 
@@ -127,6 +130,16 @@ collector and staging folders. Safe to run again: what exists is left alone.
             client = WebHDFSHook(webhdfs_conn_id="spot_webhdfs").get_conn()
             return {"hdfs": ensure_hdfs_folders(client, current), "local": ensure_local_folders(current)}
 
+        @task
+        def create_tables() -> dict[str, Any]:
+            from airflow.providers.apache.hive.hooks.hive import HiveServer2Hook
+
+            from spot_operators.config import load_ingest_config
+            from spot_operators.hive_ddl import create_tables as ensure_tables
+
+            hook = HiveServer2Hook(hiveserver2_conn_id="spot_hiveserver2")
+            return ensure_tables(hook, load_ingest_config())
+
         create_topics()
-        create_folders()
+        create_folders() >> create_tables()
     return dag
