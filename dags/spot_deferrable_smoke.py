@@ -11,6 +11,7 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
+from spot_operators.layout import name_component
 from spot_operators.sensors.webhdfs import WebHdfsPathSensor
 
 
@@ -29,7 +30,7 @@ def spot_deferrable_smoke() -> None:
     def marker_path(run_id: str | None = None) -> str:
         """One HDFS path per run (run ids hold ':' and '+', which HDFS names cannot)."""
         assert run_id
-        return "/tmp/spot-deferrable-smoke/" + "".join(c if c.isalnum() else "_" for c in run_id)
+        return "/tmp/spot-deferrable-smoke/" + name_component(run_id)
 
     @task
     def write_marker_later(path: str, params: dict | None = None) -> None:

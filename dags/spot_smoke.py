@@ -10,15 +10,11 @@ from datetime import datetime
 
 from airflow.sdk import dag, task
 
+from spot_operators.layout import name_component
 from spot_operators.sensors.webhdfs import WebHdfsPathSensor
 
 SMOKE_TOPIC = "spot-smoke"
 SMOKE_DB = "spot_smoke"
-
-
-def _safe(run_id: str) -> str:
-    """A run id as one HDFS path or table-name component (':' and '+' are not allowed there)."""
-    return "".join(c if c.isalnum() else "_" for c in run_id)
 
 
 @dag(
@@ -73,7 +69,7 @@ def spot_smoke() -> None:
         from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
 
         assert run_id
-        path = f"/tmp/spot-smoke/{_safe(run_id)}/ready"
+        path = f"/tmp/spot-smoke/{name_component(run_id)}/ready"
         client = WebHDFSHook(webhdfs_conn_id="spot_webhdfs").get_conn()
         client.write(path, data=run_id.encode(), overwrite=True)
         with client.read(path) as reader:
@@ -87,7 +83,7 @@ def spot_smoke() -> None:
         from airflow.providers.apache.hive.hooks.hive import HiveServer2Hook
 
         assert run_id
-        table = f"{SMOKE_DB}.run_{_safe(run_id)}"[:120]
+        table = f"{SMOKE_DB}.run_{name_component(run_id)}"[:120]
         hook = HiveServer2Hook(hiveserver2_conn_id="spot_hiveserver2")
         hook.run(f"CREATE DATABASE IF NOT EXISTS {SMOKE_DB}")
         hook.run(f"DROP TABLE IF EXISTS {table}")

@@ -17,6 +17,11 @@ from spot_operators.config import IngestConfig, load_ingest_config
 HDFS_AREAS = ("binary", "stage", "hive", "checkpoints")
 
 
+def name_component(text: str) -> str:
+    """``text`` as one HDFS path or Hive table-name component (run ids hold ':' and '+')."""
+    return "".join(c if c.isalnum() else "_" for c in text)
+
+
 def hdfs_type_root(config: IngestConfig, pipeline_type: str) -> PurePosixPath:
     """``<hdfs_app_path>/<type>``."""
     return PurePosixPath(config.hdfs_app_path) / pipeline_type
