@@ -142,7 +142,7 @@ def main() -> int:
                 pipeline=pipeline.model_copy(update={"local_staging": work / "staging"}),
                 ledger=ledger,
                 owner="bench",
-                hdfs=hdfs,
+                hdfs_factory=lambda: hdfs,
                 producer_factory=producer_hook.get_producer,
             )
 

@@ -164,7 +164,7 @@ def collect_file(
     pipeline: PipelineConfig,
     ledger: FileLedger,
     owner: str,
-    hdfs: HdfsClient,
+    hdfs_factory: Callable[[], HdfsClient],
     producer_factory: Callable[[], Producer],
     tool_timeout: float = 1800.0,
 ) -> CollectResult:
@@ -179,7 +179,7 @@ def collect_file(
     log.info("claimed %s (attempt %d, digest %s)", path, claim.attempt, version.digest[:16])
     try:
         return _collect_claimed(
-            path, version, config, pipeline, ledger, owner, hdfs, producer_factory, tool_timeout
+            path, version, config, pipeline, ledger, owner, hdfs_factory, producer_factory, tool_timeout
         )
     except BaseException as exc:
         ledger.fail(version, owner, f"{type(exc).__name__}: {exc}"[:4000])
@@ -193,10 +193,12 @@ def _collect_claimed(
     pipeline: PipelineConfig,
     ledger: FileLedger,
     owner: str,
-    hdfs: HdfsClient,
+    hdfs_factory: Callable[[], HdfsClient],
     producer_factory: Callable[[], Producer],
     tool_timeout: float,
 ) -> CollectResult:
+    # Clients are made after the claim, so an unreachable HDFS or broker is recorded in the ledger.
+    hdfs = hdfs_factory()
     digest = version.digest
     staging = pipeline.local_staging
     # Per file version: identical bytes under two names must not share a work folder.

@@ -27,6 +27,7 @@ from spot_operators.envelope import decode_message
 from spot_operators.hdfs_checksum import hdfs_md5_crc32c_checksum
 
 from .airflow_api import AirflowApi
+from .private_hdfs import PrivateHdfs
 from .private_kafka import PrivateKafka
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -369,3 +370,71 @@ def test_kafka_outage_keeps_segments_and_a_later_run_delivers_once(tmp_path: Pat
     finally:
         broker.stop()
         env.cleanup()
+
+
+def test_hdfs_outage_keeps_the_original_and_a_later_run_succeeds(tmp_path: Path, unique_name: str) -> None:
+    """HDFS down: the file's task fails with a clear error, nothing is published, the original stays;
+    with HDFS back the next run stores it (verified) and publishes it once."""
+    hdfs = PrivateHdfs(tmp_path / "hdfs")
+    hdfs.start()
+    env = CollectEnv(tmp_path / "run", unique_name.replace("_", "-"))
+    env.env.update(hdfs.connection_env())
+    env.hdfs = hdfs.client()
+    try:
+        env.dags_test("spot_setup")
+        hdfs.stop()
+        target = env.collector("proxy_bluecoat") / "proxysg-main.log"
+        shutil.copy2(PROXY_SAMPLE, target)
+
+        output = env.collect("proxy_bluecoat", expect_failure=True)
+
+        assert "proxysg-main.log" in output
+        assert target.exists()
+        assert env.ledger_states("proxy_bluecoat") == {target.name: "failed"}
+        assert env.read_topic("proxy_bluecoat") == [], (
+            "nothing may be published before the original is stored"
+        )
+
+        hdfs.start()
+        env.collect("proxy_bluecoat")
+
+        env.assert_original_verified(target, "proxy", *_proxy_hour())
+        assert len(env.rows_of(env.read_topic("proxy_bluecoat"))) == 11
+        assert env.ledger_states("proxy_bluecoat") == {target.name: "done"}
+    finally:
+        hdfs.stop()
+        env.cleanup()
+
+
+def _proxy_hour() -> tuple[str, str]:
+    """YYYYMMDD and HH of the first data line of the ProxySG sample (its original's HDFS folder)."""
+    first = next(
+        line
+        for line in PROXY_SAMPLE.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    )
+    day, clock = first.split()[:2]
+    return day.replace("-", ""), clock[:2]
+
+
+def test_a_growing_file_is_collected_only_once_complete(collect_env: CollectEnv) -> None:
+    """A log written in pieces (no rename) is picked up after it stopped changing, with every line."""
+    data = PROXY_SAMPLE.read_bytes()
+    half = data.index(b"\n", len(data) // 2) + 1
+    target = collect_env.collector("proxy_bluecoat") / "growing.log"
+
+    def grow() -> None:
+        with target.open("wb") as handle:
+            handle.write(data[:half])
+            handle.flush()
+            time.sleep(4)
+            handle.write(data[half:])
+
+    writer = threading.Thread(target=grow)
+    writer.start()
+    try:
+        collect_env.dags_test("spot_collect_proxy_bluecoat", {"max_wait_seconds": 90, "stable_seconds": 8})
+    finally:
+        writer.join()
+    rows = collect_env.rows_of(collect_env.read_topic("proxy_bluecoat"))
+    assert len(rows) == 11

@@ -54,7 +54,7 @@ class CollectFileOperator(BaseOperator):
             pipeline=pipeline,
             ledger=FileLedger(ledger_path(pipeline.local_staging)),
             owner=owner,
-            hdfs=WebHDFSHook(webhdfs_conn_id=self.webhdfs_conn_id).get_conn(),
+            hdfs_factory=WebHDFSHook(webhdfs_conn_id=self.webhdfs_conn_id).get_conn,
             producer_factory=producer_hook.get_producer,
         )
         return result.to_dict()
