@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from spot_operators.dissectors import flow as flow_module
 from spot_operators.dissectors.flow import (
     NFDUMP_FORMAT,
+    NFDUMP_TOKENS,
     dissect_flow_file,
     flow_rows_from_nfdump,
     nfdump_args,
@@ -768,3 +770,119 @@ def test_damaged_record_is_quarantined_not_put_in_1970(tmp_path) -> None:
     assert [(q.line_no, q.reason) for q in quarantined] == [
         (1, "treceived is 0: the record has no receive time")
     ]
+
+
+# ----------------------------------------------------------------------------------------------------
+# the fast path (one regex + caches) and the detailed path agree on every line
+
+EDGE_CHANGES: list[dict[str, str]] = [
+    {},
+    # numbers: 9/10/18/19 digits, the INT and BIGINT limits, leading zeros, signs, non-ASCII digits
+    {"ibyt": "999999999"}, {"ibyt": "1000000000"}, {"ibyt": "999999999999999999"},
+    {"ibyt": str(2**63 - 1)}, {"ibyt": str(2**63)}, {"opkt": "0000000000000000000000001"},
+    {"sas": "999999999"}, {"sas": str(2**31 - 1)}, {"das": str(2**31)}, {"das": "4200000000"},
+    {"in": "0123"}, {"out": "00"}, {"ipkt": "-1"}, {"ipkt": "+1"}, {"ibyt": "1.0 M"}, {"sas": "x"},
+    {"ibyt": "\u0661\u0662"}, {"ibyt": "\t930"}, {"ibyt": "930\xa0"}, {"ibyt": ""},
+    # 0-255 and port fields
+    {"fwd": "255"}, {"fwd": "256"}, {"stos": "00"}, {"stos": "099"}, {"dtos": "300"}, {"dtos": "1000"},
+    {"sp": "65535"}, {"sp": "65536"}, {"sp": "99999"}, {"sp": "100000"}, {"sp": "0443"}, {"sp": "0"},
+    {"dp": "65535"}, {"dp": "65536"}, {"dp": "70000"}, {"dp": "080"}, {"dp": "8.0"},
+    # protocols and ICMP type.code
+    {"pr": "255"}, {"pr": "256"}, {"pr": "06"}, {"pr": "200"}, {"pr": "17"}, {"pr": "47", "dp": "0"},
+    {"pr": "1", "dp": "8.0"}, {"pr": "1", "dp": "3.3"}, {"pr": "1", "dp": "0.0"},
+    {"pr": "1", "dp": "255.255"},
+    {"pr": "58", "dp": "128.0"}, {"pr": "58", "dp": "256.0"}, {"pr": "58", "dp": "1.256"},
+    {"pr": "1", "dp": "08.00"}, {"pr": "1", "dp": "8"}, {"pr": "1", "dp": "8.0.0"}, {"pr": "1", "dp": ".0"},
+    {"pr": "1", "dp": "8."}, {"pr": "58", "dp": "1000.0"}, {"pr": "01", "dp": "3.1"},
+    # addresses
+    {"sa": "2804:3714:4058:ff30:adf2:c6c9:83e4:f927", "da": "::1", "ra": "2001:db8::9", "pr": "17"},
+    {"sa": "::ffff:1.2.3.4"}, {"da": "::"}, {"sa": "2804:37..e4:f927"}, {"sa": "fe80::1%eth0"},
+    {"sa": "1.2.3.256"}, {"sa": "01.2.3.4"}, {"sa": "1.2.3"}, {"da": "1.2.3.4.5"}, {"ra": "0.0.0.0"},
+    {"ra": "255.255.255.255"}, {"da": "gggg::1"}, {"sa": ":::"}, {"sa": "1:2:3:4:5:6:7:8:9"},
+    # flags and direction
+    {"flg": "........"}, {"flg": "CEUAPRSF"}, {"flg": "...AP.."}, {"flg": "SYN"}, {"flg": "cEUAPRSF"},
+    {"flg": "0x1b"}, {"dir": "E"}, {"dir": "X"}, {"dir": "0"}, {"dir": ""}, {"dir": "ingress"},
+    # times: negative durations, midnight, the cache key's edges, shapes nfdump does not print
+    {"ts": "2023-01-25 18:35:43.884", "te": "2023-01-25 18:35:33.254"},
+    {"ts": "2023-01-25 18:35:43.999", "te": "2023-01-25 18:35:43.000"},
+    {"ts": "2023-01-25 23:59:59.999", "te": "2023-01-26 00:00:00.000"},
+    {"ts": "2023-01-26 00:00:00.000", "te": "2023-01-25 23:59:59.999"},
+    {"ts": "1970-01-01 00:00:00.000", "te": "1970-01-01 00:00:00.000"},
+    {"ts": "2024-02-29 12:00:00.500"}, {"ts": "2023-02-29 12:00:00.500"}, {"te": "2023-01-25 24:00:00.000"},
+    {"te": "2023-01-25 23:59:60.000"}, {"te": "2023-01-25 23:60:00.000"}, {"ts": "0000-01-01 00:00:00.000"},
+    {"ts": "2023-01-25T18:35:43.884"}, {"ts": "2023-01-25 18:35:43.88"}, {"ts": "2023-01-25 18:35:43.8841"},
+    {"ts": "2023-01-25 18:35:43"}, {"ts": "yesterday"}, {"te": "2023-01-25 18:35:45.001+00:00"},
+    {"trr": "0.000"}, {"trr": "0000.500"}, {"trr": "01674671760.039"}, {"trr": "1674671760.39"},
+    {"trr": "1674671760"}, {"trr": "1674691199.999"}, {"trr": "1674691200.000"}, {"trr": "\u0661.000"},
+    {"trr": "2023-01-25 18:36:00.039"},
+]  # fmt: skip
+
+EDGE_LINES: list[str] = [
+    *(line(**changes) for changes in EDGE_CHANGES),
+    *("|".join({**GOOD, **changes}.values()) for changes in EDGE_CHANGES),  # no padding at all
+    line() + " ",
+    " " + line(),
+    line() + "\r",
+    line() + "\n",
+    line().replace("|", " | ", 1),
+    line().replace("|", "\t|", 1),
+    line() + "|",
+    "No matching flows",
+    "Skip unknown record type 9",
+    "",
+]
+
+
+def _without_fast_path(monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> list[Row | QuarantinedLine]:
+    with monkeypatch.context() as patched:
+        patched.setattr(flow_module, "_FAST_LINE", re.compile("(?!)"))  # matches nothing
+        return parse(*lines)
+
+
+def _slow_path_calls(monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> int:
+    calls = 0
+    detailed = flow_module._fields
+
+    def counting(*args):
+        nonlocal calls
+        calls += 1
+        return detailed(*args)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(flow_module, "_fields", counting)
+        parse(*lines)
+    return calls
+
+
+def test_fast_pattern_has_one_group_per_nfdump_token() -> None:
+    assert len(flow_module._FAST_FIELDS) == len(NFDUMP_TOKENS)
+    assert flow_module._FAST_LINE.groups == len(NFDUMP_TOKENS) + 2  # %ts and %te: second, millis
+
+
+def test_fast_and_detailed_paths_agree_on_the_sample(monkeypatch) -> None:
+    out = subprocess.run(
+        nfdump_args(SAMPLE), env={**os.environ, "TZ": "UTC"}, capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert len(out) == SAMPLE_FLOWS
+    assert parse(*out) == _without_fast_path(monkeypatch, out)
+    assert _slow_path_calls(monkeypatch, out) == 0  # nfdump's own lines all take the fast path
+
+
+@pytest.mark.parametrize("text", EDGE_LINES)
+def test_fast_and_detailed_paths_agree_on_an_edge_line(monkeypatch, text: str) -> None:
+    assert parse(text) == _without_fast_path(monkeypatch, [text])
+
+
+def test_fast_and_detailed_paths_agree_on_edge_lines_in_one_stream(monkeypatch) -> None:
+    """One run, so the fast path's caches see good and bad values of the same second interleaved."""
+    lines = [text for pair in zip(EDGE_LINES, [line()] * len(EDGE_LINES), strict=True) for text in pair]
+    results = parse(*lines)
+    assert results == _without_fast_path(monkeypatch, lines)
+    assert {type(r) for r in results} == {Row, QuarantinedLine}
+
+
+def test_fast_path_takes_only_what_needs_no_check(monkeypatch) -> None:
+    assert _slow_path_calls(monkeypatch, [line(), line(pr="1", dp="3.3"), line(sa="::1")]) == 0
+    assert _slow_path_calls(monkeypatch, [line(ibyt="1000000000"), line(ibyt="999999999999999999")]) == 0
+    for changes in ({"sas": "1000000000"}, {"sp": "65536"}, {"in": "0123"}, {"pr": "1", "dp": "08.00"}):
+        assert _slow_path_calls(monkeypatch, [line(**changes)]) == 1, changes

@@ -259,6 +259,43 @@ def _fields(values: list[str], received: _ReceivedCache) -> tuple[tuple[str, ...
     return fields, partition
 
 
+# ----------------------------------------------------------------------------------------------------
+# Fast path. One regex matches a whole line as nfdump 1.7.1 prints it (values padded with spaces around
+# the '|') and accepts only values that the checks above would accept *and* print unchanged: canonical
+# ASCII numbers (no sign, no leading zero; nfdump prints none) short enough to need no range check
+# (INT 9 digits, BIGINT 18), 0-255 fields spelt out, times with hour 00-23. What the regex cannot
+# settle goes through the same calls as above (received.get, _millis, inet_pton), with their results
+# cached: treceived and %ts/%te by the second, addresses that passed inet_pton. A line the fast path
+# does not take, or has any doubt about (a port above 65535, a 10-digit INT, an ICMP type.code that is
+# not two bytes, ...), goes to _fields, which so alone decides every quarantine and its reason;
+# tests/unit/test_flow_dissector.py checks that both paths give the same rows.
+
+_BYTE = "25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]"  # 0..255, canonical
+_FAST_PATTERNS = {
+    "trr": r"([0-9]+)\.[0-9]{3}",
+    "time": r"([0-9]{4}-[0-9]{2}-[0-9]{2} (?:[01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2})\.([0-9]{3})",
+    "address": "([0-9A-Fa-f.:]+)",
+    "port": "(0|[1-9][0-9]{0,4})",
+    "dport": r"(0|[1-9][0-9]{0,4}|[0-9]{1,3}\.[0-9]{1,3})",
+    "proto": "([0-9]{1,3})",
+    "flag": f"({_FLAGS.pattern})",
+    "byte": f"({_BYTE})",
+    "INT": "(0|[1-9][0-9]{0,8})",  # <= 999999999 < 2**31 - 1
+    "BIGINT": "(0|[1-9][0-9]{0,17})",  # < 10**18 < 2**63 - 1
+    "dir": "([IE])",
+}
+_FAST_FIELDS = (  # NFDUMP_TOKENS' kinds
+    "trr", "time", "time", "address", "address", "port", "dport", "proto", "flag", "byte", "byte",
+    *(_COLUMN_TYPE[c] for c in ("ipkt", "ibyt", "opkt", "obyt", "input", "output", "sas", "das")),
+    "byte", "dir", "address",
+)  # fmt: skip
+_FAST_LINE = re.compile(" *" + r" *\| *".join(_FAST_PATTERNS[kind] for kind in _FAST_FIELDS) + " *")
+_PROTOCOLS_BY_TEXT = {str(n): (n, protocol_name(n)) for n in range(256)}
+_BYTE_TEXTS = frozenset(str(n) for n in range(256))
+_DIRECTION_TEXTS = {letter: str(number) for letter, number in DIRECTIONS.items()}
+_CACHE_SIZE = 1 << 16  # entries per fast-path cache before it starts over
+
+
 def flow_rows_from_nfdump(lines: Iterable[str], source: str) -> Iterator[Row | QuarantinedLine]:
     """Turn nfdump lines printed with :data:`NFDUMP_FORMAT` into rows, quarantining any other line.
 
@@ -268,10 +305,65 @@ def flow_rows_from_nfdump(lines: Iterable[str], source: str) -> Iterator[Row | Q
     received = _ReceivedCache()
     width = len(NFDUMP_TOKENS)
     pending_notice: tuple[int, str] | None = None
+    # fast-path state (see above)
+    fullmatch = _FAST_LINE.fullmatch
+    inet_pton, af_inet, af_inet6 = socket.inet_pton, socket.AF_INET, socket.AF_INET6
+    last_second = ""  # treceived's epoch second that time_columns and partition are for
+    time_columns: tuple[str, ...] = ()
+    partition = received.partition
+    seconds: dict[str, int] = {}  # "YYYY-MM-DD hh:mm:ss" -> _millis of it
+    addresses: set[str] = set()  # addresses inet_pton accepted
     for line_no, line in enumerate(lines, 1):
         if pending_notice is not None:
             yield QuarantinedLine(source, *pending_notice, "nfdump notice followed by more output")
             pending_notice = None
+        match = fullmatch(line)
+        if match is not None:
+            (
+                second, ts, ts_ms, te, te_ms, sa, da, sp, dp, pr, flg, fwd, stos,
+                ipkt, ibyt, opkt, obyt, inp, out, sas, das, dtos, dr, ra,
+            ) = match.groups()  # fmt: skip
+            try:
+                if second != last_second:
+                    time_columns, partition = received.get(second + ".000")
+                    last_second = second
+                first = seconds.get(ts)
+                if first is None:
+                    if len(seconds) >= _CACHE_SIZE:
+                        seconds.clear()
+                    first = seconds[ts] = _millis("first seen", ts + ".000")
+                last = seconds.get(te)
+                if last is None:
+                    if len(seconds) >= _CACHE_SIZE:
+                        seconds.clear()
+                    last = seconds[te] = _millis("last seen", te + ".000")
+                if sa not in addresses or da not in addresses or ra not in addresses:
+                    for address in (sa, da, ra):
+                        inet_pton(af_inet6 if ":" in address else af_inet, address)
+                    if len(addresses) >= _CACHE_SIZE:
+                        addresses.clear()
+                    addresses.update((sa, da, ra))
+                proto, name = _PROTOCOLS_BY_TEXT[pr]
+                if len(sp) == 5 and sp > "65535":
+                    raise _Reject
+                if proto in _ICMP_PROTOCOLS:
+                    icmp_type, dot, icmp_code = dp.partition(".")
+                    if not (dot and icmp_type in _BYTE_TEXTS and icmp_code in _BYTE_TEXTS):
+                        raise _Reject
+                    dp = str(int(icmp_type) * 256 + int(icmp_code))
+                elif "." in dp or (len(dp) == 5 and dp > "65535"):
+                    raise _Reject
+            except (_Reject, OSError, KeyError):
+                pass  # the detailed path below decides
+            else:
+                ms = (last + int(te_ms)) - (first + int(ts_ms))
+                tdur = f"{ms // 1000}.{ms % 1000:03d}" if ms >= 0 else f"-{-ms // 1000}.{-ms % 1000:03d}"
+                fields = (
+                    *time_columns, tdur, sa, da, sp, dp, name, flg, fwd, stos,
+                    ipkt, ibyt, opkt, obyt, inp, out, sas, das, dtos, _DIRECTION_TEXTS[dr], ra,
+                )  # fmt: skip
+                yield Row(fields, partition, line_no)
+                continue
         values = line.split(SEPARATOR)
         if len(values) != width:
             if line_no == 1 and line.strip() == NO_FLOWS_NOTICE:
@@ -281,11 +373,11 @@ def flow_rows_from_nfdump(lines: Iterable[str], source: str) -> Iterator[Row | Q
             yield QuarantinedLine(source, line_no, line, reason)
             continue
         try:
-            fields, partition = _fields(values, received)
+            fields, row_partition = _fields(values, received)
         except _Reject as exc:
             yield QuarantinedLine(source, line_no, line, str(exc))
             continue
-        yield Row(fields, partition, line_no)
+        yield Row(fields, row_partition, line_no)
 
 
 def verify_flow_file(path: str | Path, *, timeout: float = 600) -> None:
