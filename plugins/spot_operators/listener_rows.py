@@ -142,7 +142,7 @@ def typed_fields(data_type: str, fields: Sequence[str]) -> tuple[Any, ...] | Qua
         if data_type == "proxy":
             partition: tuple[Any, ...] = _proxy_partition(values[0], values[1])
         else:
-            partition = _epoch_partition(values[1])  # unix_tstamp, BIGINT, for flow and dns
+            partition = _epoch_partition(int(values[1]))  # unix_tstamp, BIGINT, for flow and dns
     except _Bad as exc:
         return Quarantine(str(exc))
     return (*values, *partition)

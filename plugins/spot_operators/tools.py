@@ -107,7 +107,8 @@ def stream_tool(
         watchdog = threading.Timer(timeout, _expire)
         watchdog.start()
         stderr_chunks: list[str] = []
-        reader = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()), daemon=True)
+        stderr_pipe = proc.stderr
+        reader = threading.Thread(target=lambda: stderr_chunks.append(stderr_pipe.read()), daemon=True)
         reader.start()
         try:
             yield (line.rstrip("\n") for line in proc.stdout)

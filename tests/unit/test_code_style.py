@@ -35,3 +35,12 @@ def test_no_shell_strings_in_product_code() -> None:
         if pattern.search(line)
     ]
     assert offenders == []
+
+
+def test_mypy_is_clean_on_the_package() -> None:
+    mypy = Path(sys.executable).with_name("mypy")
+    assert mypy.exists(), "mypy is not installed in the venv (requirements-dev.txt)"
+    out = subprocess.run(
+        [str(mypy), "--no-incremental", "plugins"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
