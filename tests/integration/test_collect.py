@@ -438,3 +438,32 @@ def test_a_growing_file_is_collected_only_once_complete(collect_env: CollectEnv)
         writer.join()
     rows = collect_env.rows_of(collect_env.read_topic("proxy_bluecoat"))
     assert len(rows) == 11
+
+
+def test_bad_captures_fail_alone_and_stay_put(collect_env: CollectEnv) -> None:
+    """Empty, truncated, corrupt and text-as-pcap captures fail with their names; the good one passes."""
+    folder = collect_env.collector("dns_server_1")
+    good = folder / DNS_SAMPLES[0].name
+    shutil.copy2(DNS_SAMPLES[0], good)
+    sample = DNS_SAMPLES[0].read_bytes()
+    bad = {
+        "empty.pcap": b"",
+        "truncated.pcap": sample[: len(sample) // 2],
+        "corrupt.pcap": sample[:24] + bytes(range(256)) * 8,
+        "text.pcap": b"this is not a capture\n" * 20,
+    }
+    for name, content in bad.items():
+        (folder / name).write_bytes(content)
+
+    output = collect_env.collect("dns_server_1", expect_failure=True)
+
+    assert f"{len(bad)} of {len(bad) + 1} files failed" in output
+    states = collect_env.ledger_states("dns_server_1")
+    assert states[good.name] == "done"
+    for name in bad:
+        assert name in output
+        assert (folder / name).exists()
+        assert states[name] == "failed", states
+    assert len(collect_env.rows_of(collect_env.read_topic("dns_server_1"))) == _tshark_responses(
+        DNS_SAMPLES[0]
+    )
