@@ -4,7 +4,7 @@ Submitted with spark-submit (Kafka connector jars from ``spot_operators.spark_ja
 
     spark-submit --jars "$(ls $SPOT_SPARK_JARS_DIR/*.jar | paste -sd,)" include/jobs/spot_listener.py \\
         --data-type flow --topics spot-flow_internals --bootstrap 127.0.0.1:9092 \\
-        --table-location /user/spot/flow/hive --quarantine-location /user/spot/flow/quarantine \\
+        --table-location /user/spot/flow/hive --quarantine-location /user/spot/quarantine/hive \\
         --checkpoint /user/spot/flow/checkpoints/listener --mode availableNow --result /tmp/r.json
 
 What one micro-batch (``foreachBatch(df, batch_id)``) does:
@@ -21,8 +21,9 @@ What one micro-batch (``foreachBatch(df, batch_id)``) does:
 4. type every CSV line with :mod:`spot_operators.listener_rows` (column count, Hive types and ranges,
    UTC hour partition from ``unix_tstamp``, or ``p_date``/``p_time`` for proxy);
 5. write good rows as Parquet under ``--table-location`` in ``y=/m=/d=/h=`` folders (Spot's layout, the
-   folders spot-ml reads), bad rows under ``--quarantine-location`` (no partitions), both through the
-   idempotent publish below.
+   folders spot-ml reads), bad rows under ``--quarantine-location`` in the columns and
+   ``data_type=/y=/m=/d=/h=`` folders (hour quarantined, UTC) of the ``<db>.quarantine`` table, both
+   through the idempotent publish below.
 
 Exactly-once effect. Spark writes the batch's offset range to ``<checkpoint>/offsets/<id>`` before it
 runs the batch and ``<checkpoint>/commits/<id>`` after ``foreachBatch`` returns; after a crash in between
@@ -88,6 +89,7 @@ MESSAGE_COLUMNS = (
 DECODED_EXTRA = (("kind", "STRING"), ("pointer_path", "STRING"), ("lines", "ARRAY<STRING>"))
 UNIT_EXTRA = (("lines", "ARRAY<STRING>"), ("text", "STRING"), ("error", "STRING"))
 QUARANTINE_EXTRA = (("line_no", "INT"), ("raw", "STRING"), ("reason", "STRING"))
+QUARANTINE_PARTITIONS = ("data_type", "y", "m", "d", "h")
 PAUSE_POINTS = ("after-staging", "after-move")
 
 
@@ -398,12 +400,22 @@ class Listener:
                 good = typed.filter("reason IS NULL").select(
                     *(n for n, _ in self.table.columns), *(n for n, _ in self.table.partitions)
                 )
+                # The columns and partitions of the <db>.quarantine table (hive_ddl.QUARANTINE).
+                now = F.current_timestamp()
                 bad = typed.filter("reason IS NOT NULL").select(
+                    F.col("pipeline").cast("string").alias("pipeline"),
+                    F.col("file_name").cast("string").alias("source_file"),
+                    F.col("file_digest").cast("string").alias("file_digest"),
+                    F.col("segment_index").cast("int").alias("segment"),
+                    F.col("line_no").cast("bigint").alias("line_no"),
+                    F.col("raw").cast("string").alias("raw"),
+                    F.col("reason").cast("string").alias("reason"),
+                    now.alias("quarantined_at"),
                     F.lit(args.data_type).alias("data_type"),
-                    *(n for n, _ in MESSAGE_COLUMNS),
-                    *(n for n, _ in QUARANTINE_EXTRA),
-                    F.lit(batch_id).cast("bigint").alias("batch_id"),
-                    F.current_timestamp().alias("quarantined_at"),
+                    F.year(now).cast("smallint").alias("y"),
+                    F.month(now).cast("tinyint").alias("m"),
+                    F.dayofmonth(now).cast("tinyint").alias("d"),
+                    F.hour(now).cast("tinyint").alias("h"),
                 )
                 rows, quarantined = good.count(), bad.count()
                 partition_names = [n for n, _ in self.table.partitions]
@@ -412,7 +424,9 @@ class Listener:
                         good.repartition(*partition_names), self.table_location, batch_id, partition_names
                     )
                 if quarantined:
-                    self._publish(bad.coalesce(1), self.quarantine_location, batch_id, [])
+                    self._publish(
+                        bad.coalesce(1), self.quarantine_location, batch_id, list(QUARANTINE_PARTITIONS)
+                    )
             finally:
                 typed.unpersist()
         finally:

@@ -55,7 +55,7 @@ class ListenerRun:
     def __init__(self, hdfs: Any, base: str, topics: list[str], tmp: Path, data_type: str = "flow") -> None:
         self.hdfs = hdfs
         self.table = f"{base}/{data_type}/hive"
-        self.quarantine = f"{base}/{data_type}/quarantine"
+        self.quarantine = f"{base}/quarantine/hive"
         self.checkpoint = f"{base}/{data_type}/checkpoints/listener"
         self.topics = topics
         self.tmp = tmp
@@ -309,6 +309,11 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
     bad_row = next(q for q in quarantine if "got 3" in q["reason"])
     assert (bad_row["file_digest"], bad_row["line_no"], bad_row["raw"]) == ("d-bad", 1, bad_lines["short"])
     assert next(q for q in quarantine if "not a CSV record" in q["reason"])["line_no"] == 8
+    # Laid out as the <db>.quarantine table reads it (hive_ddl.QUARANTINE).
+    from spot_operators.hive_ddl import QUARANTINE
+
+    assert set(bad_row) - {"_file"} == set(QUARANTINE.column_names)
+    assert all(q["_file"].startswith("data_type=flow/y=") for q in quarantine), quarantine[0]["_file"]
 
     again = run.run()
     assert again["batches"] == 0
