@@ -312,6 +312,19 @@ def create_tables(hook: Any, config: IngestConfig) -> dict[str, Any]:
     return outcome
 
 
+def register_partitions_sql(dbname: str, table: str) -> str:
+    """Make Hive see the hour folders the listener wrote (Spot's loaders added partitions one by one)."""
+    return f"MSCK REPAIR TABLE {_ident(dbname)}.{_ident(table)}"
+
+
+def register_partitions(hook: Any, dbname: str, table: str) -> list[str]:
+    """Register new partition folders of ``dbname.table`` and return the partitions Hive now lists."""
+    with contextlib.closing(hook.get_conn("default")) as conn, contextlib.closing(conn.cursor()) as cursor:
+        cursor.execute(register_partitions_sql(dbname, table))
+        cursor.execute(f"SHOW PARTITIONS {_ident(dbname)}.{_ident(table)}")
+        return [str(row[0]) for row in cursor.fetchall()]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``--write`` regenerates the files, ``--check`` compares them, ``--print`` shows concrete DDL."""
     parser = argparse.ArgumentParser(prog="python -m spot_operators.hive_ddl", description=__doc__)

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,11 +22,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
+from airflow.providers.apache.hive.hooks.hive import HiveServer2Hook
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from spot_operators.envelope import IngestMessage, Pointer, encode_message, encode_spot_list
+from spot_operators.hive_ddl import register_partitions
 from spot_operators.segments import csv_line
 from spot_operators.spark_jars import connector_jars
 from spot_operators.tables import FLOW
@@ -235,6 +238,17 @@ def test_collected_flow_file_lands_once_in_hour_partition(
         second = run.run()
         assert second["rows"] == 0 and second["batches"] == 0, second
         assert run.files(run.table) == files
+
+        # Hive sees the rows once their hour folder is registered (spot_setup created the table there).
+        hs2 = HiveServer2Hook(hiveserver2_conn_id="spot_hiveserver2")
+        assert register_partitions(hs2, env.dbname, "flow") == ["y=2023/m=1/d=25/h=18"]
+        assert hs2.get_records(f"SELECT count(*) FROM {env.dbname}.flow WHERE y=2023 AND h=18") == [(3018,)]
+        top = hs2.get_records(
+            f"SELECT sip, count(*) AS n FROM {env.dbname}.flow GROUP BY sip ORDER BY n DESC, sip"
+        )
+        sip_counts = Counter(r[names.index("sip")] for r in expected)
+        want_top = sorted(sip_counts.items(), key=lambda item: (-item[1], item[0]))
+        assert [tuple(t) for t in top[:5]] == want_top[:5]
     finally:
         env.cleanup()
 
