@@ -9,7 +9,6 @@ name is never overwritten.
 from __future__ import annotations
 
 import logging
-import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -45,28 +44,33 @@ class StoredCopy:
     uploaded: bool  # False when an identical copy was already there (a retry)
 
 
-def _matches(client: HdfsClient, hdfs_path: str, local: Path, size: int) -> bool | None:
-    """None if ``hdfs_path`` is absent, else whether it holds exactly the bytes of ``local``."""
+def _compare(client: HdfsClient, hdfs_path: str, local: Path, size: int) -> tuple[bool | None, str]:
+    """(None if ``hdfs_path`` is absent, else whether it holds exactly the bytes of ``local``; the
+    checksum HDFS reported as ``algorithm:bytes``, or "" when none was asked for)."""
     status = client.status(hdfs_path, strict=False)
     if status is None:
-        return None
+        return None, ""
     if status.get("type") != "FILE" or int(status.get("length", -1)) != size:
-        return False
+        return False, ""
     expected = hdfs_md5_crc32c_checksum(local, block_size=int(status["blockSize"]))
-    return expected.matches(client.checksum(hdfs_path))
+    reported = client.checksum(hdfs_path)
+    body = reported.get("FileChecksum", reported)
+    return expected.matches(reported), f"{body['algorithm']}:{body['bytes']}"
 
 
 def store_verified(client: HdfsClient, local: Path, hdfs_path: str) -> StoredCopy:
     """Copy ``local`` to ``hdfs_path`` and prove the copy; raise HdfsVerificationError otherwise.
 
     An existing file at ``hdfs_path`` with the same bytes is accepted as is (idempotent retries);
-    one with other bytes raises, because overwriting would lose an earlier original.
+    one with other bytes raises, because overwriting would lose an earlier original. The content is
+    proven once, under the temporary name; the rename is an atomic metadata operation, so after it
+    only the name and length are checked (no second read of a possibly large local file).
     """
     size = local.stat().st_size
-    existing = _matches(client, hdfs_path, local, size)
+    existing, checksum = _compare(client, hdfs_path, local, size)
     if existing is True:
         log.info("HDFS already holds an identical %s (%d bytes); not uploading again", hdfs_path, size)
-        return StoredCopy(hdfs_path, size, _reported_checksum(client, hdfs_path), uploaded=False)
+        return StoredCopy(hdfs_path, size, checksum, uploaded=False)
     if existing is False:
         raise HdfsVerificationError(
             f"{hdfs_path} already exists in HDFS with different content than {local}; not overwriting it"
@@ -77,7 +81,8 @@ def store_verified(client: HdfsClient, local: Path, hdfs_path: str) -> StoredCop
     try:
         with local.open("rb") as source:
             client.write(temporary, data=source, overwrite=False)
-        if not _matches(client, temporary, local, size):
+        verified, checksum = _compare(client, temporary, local, size)
+        if not verified:
             raise HdfsVerificationError(
                 f"the HDFS copy of {local} at {temporary} differs from the local file (length or checksum)"
             )
@@ -85,17 +90,11 @@ def store_verified(client: HdfsClient, local: Path, hdfs_path: str) -> StoredCop
     except BaseException:
         _delete_quietly(client, temporary)
         raise
-    if _matches(client, hdfs_path, local, size) is not True:
+    status = client.status(hdfs_path, strict=False)
+    if status is None or int(status.get("length", -1)) != size:
         raise HdfsVerificationError(f"{hdfs_path} does not match {local} after the rename")
-    checksum = _reported_checksum(client, hdfs_path)
     log.info("stored %s in HDFS at %s (%d bytes, checksum %s)", local, hdfs_path, size, checksum)
     return StoredCopy(hdfs_path, size, checksum, uploaded=True)
-
-
-def _reported_checksum(client: HdfsClient, hdfs_path: str) -> str:
-    reported = client.checksum(hdfs_path)
-    body = reported.get("FileChecksum", reported)
-    return f"{body['algorithm']}:{body['bytes']}"
 
 
 def _delete_quietly(client: HdfsClient, hdfs_path: str) -> None:
@@ -103,7 +102,3 @@ def _delete_quietly(client: HdfsClient, hdfs_path: str) -> None:
         client.delete(hdfs_path)
     except Exception:  # the original error matters more than the clean-up's
         log.warning("could not remove the partial upload %s", hdfs_path, exc_info=True)
-
-
-def local_size(path: str | os.PathLike[str]) -> int:
-    return os.stat(path).st_size
