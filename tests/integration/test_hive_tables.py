@@ -26,6 +26,7 @@ from spot_operators.hive_ddl import DDL_TABLES, create_tables, ddl_dir
 from spot_operators.tables import HiveTable
 
 from .hive_support import drop_database
+from .test_collect import private_airflow_db
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "include" / "ingest_conf.json"
@@ -257,7 +258,11 @@ def test_spot_setup_dag_creates_the_tables(
     config_path.write_text(json.dumps(shipped, indent=2))
     topics = [p["topic"] for p in shipped["pipelines"].values()]
     request.addfinalizer(lambda: delete_topics(topics))
-    env = {**os.environ, "SPOT_INGEST_CONF": str(config_path)}
+    env = {
+        **os.environ,
+        "SPOT_INGEST_CONF": str(config_path),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": private_airflow_db(tmp_path / "airflow"),
+    }
 
     for _ in range(2):  # idempotent: a second run succeeds and changes nothing
         out = subprocess.run(
