@@ -1,4 +1,7 @@
-"""Airflow DAGs: one ``spot_collect_<pipeline>`` per pipeline of include/ingest_conf.json."""
+"""Airflow DAGs: one ``spot_collect_<pipeline>`` per pipeline of include/ingest_conf.json.
+
+Pipelines with ``message_format: spot_list`` get none: Apache Spot's own collector feeds their topic.
+"""
 
 from __future__ import annotations
 
@@ -6,5 +9,7 @@ from spot_operators.config import load_ingest_config
 from spot_operators.dag_factories import build_collect_dag
 
 _config = load_ingest_config()
-for _name in _config.pipelines:
+for _name, _pipeline in _config.pipelines.items():
+    if _pipeline.message_format != "ingest_v1":
+        continue
     globals()[f"spot_collect_{_name}"] = build_collect_dag(_config, _name)

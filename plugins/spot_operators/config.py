@@ -175,6 +175,38 @@ class SparkStreamingConfig(_Model):
         return data
 
 
+class LoadConfig(_Model):
+    """When the load DAGs run and when they compact hour partitions."""
+
+    schedule: Annotated[str, StringConstraints(min_length=1)] = Field(
+        default="*/30 * * * *",
+        description="Cron expression (UTC) of the safety-net schedule of spot_load_<type>, which also "
+        "runs whenever a collect DAG announces new data on one of its topics. New key.",
+    )
+    compact_min_files: PositiveInt = Field(
+        default=16,
+        description="Compact an hour partition the load wrote into when it holds at least this many "
+        "Parquet files. New key.",
+    )
+    compact_after_hours: NonNegativeFloat = Field(
+        default=2.0,
+        description="Only compact hours that ended at least this long ago (a continuous listener may "
+        "still be writing into recent hours). New key.",
+    )
+
+    @field_validator("schedule", mode="after")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        """A bad cron string must fail at config load, naming the key, not at DAG parse."""
+        from croniter import croniter
+
+        if not croniter.is_valid(value):
+            raise PydanticCustomError(
+                "invalid_cron", "invalid cron expression {value}", {"value": repr(value)}
+            )
+        return value
+
+
 class KafkaConfig(_Model):
     """Spot's ``kafka`` section plus the sizing and topic keys this project adds."""
 
@@ -283,6 +315,13 @@ class PipelineConfig(_Model):
         default=None,
         description="Where post_ingest=move puts originals; default <local_staging>/done. Relative "
         "paths resolve against the project root. New key.",
+    )
+
+    message_format: Literal["ingest_v1", "spot_list"] = Field(
+        default="ingest_v1",
+        description="What the topic carries: this project's Avro envelope (ingest_v1, written by the "
+        "collect DAG) or Apache Spot's edge collector messages (spot_list, Avro list.avsc; no collect "
+        "DAG is built for such a pipeline, Spot's collector feeds the topic). New key.",
     )
 
     _name: str = PrivateAttr(default="")
@@ -402,6 +441,10 @@ class IngestConfig(_Model):
         description="Resources of the streaming listener. Spot key.",
     )
     kafka: KafkaConfig = Field(description="Kafka connection, sizes and topics. Spot key.")
+    load: LoadConfig = Field(
+        default_factory=LoadConfig,
+        description="Schedule and housekeeping of the spot_load_<type> DAGs. New section.",
+    )
     pipelines: Annotated[dict[PipelineName, PipelineConfig], Field(min_length=1)] = Field(
         description="Pipelines by name; a name becomes part of DAG ids. Spot key.",
         # patternProperties alone would let editors accept badly named pipelines.
@@ -434,6 +477,20 @@ class IngestConfig(_Model):
             if pipeline.topic is None:
                 pipeline.topic = f"spot-{name}"
             first, first_type = seen.setdefault(pipeline.topic, (name, pipeline.type))
+            first_format = pipelines[first].message_format
+            if first_format != pipeline.message_format:
+                raise PydanticCustomError(
+                    "shared_topic_format",
+                    "pipelines {a} ({a_format}) and {b} ({b_format}) share topic {topic}; "
+                    "one topic carries one message format",
+                    {
+                        "a": repr(first),
+                        "a_format": first_format,
+                        "b": repr(name),
+                        "b_format": pipeline.message_format,
+                        "topic": repr(pipeline.topic),
+                    },
+                )
             if first_type != pipeline.type:
                 raise PydanticCustomError(
                     "shared_topic",

@@ -100,7 +100,7 @@ def build_setup_dag(config: IngestConfig) -> DAG:
 ### Set up Spot's topics, folders and tables
 
 Creates the Kafka topic of every configured pipeline (partitions and replication from `kafka` in the config)
-and Spot's HDFS folders (`<hdfs_app_path>/<type>/{binary,stage,hive,checkpoints}`), plus the local
+and Spot's HDFS folders (`<hdfs_app_path>/<type>/{binary,stage,hive,checkpoints,loadlog}`), plus the local
 collector and staging folders. Then, through HiveServer2, the database `<dbname>` and Spot's EXTERNAL
 Parquet tables `flow`, `dns`, `proxy` at `<hdfs_app_path>/<type>/hive` and `quarantine` at
 `<hdfs_app_path>/quarantine/hive` (DDL: `include/schemas/hive/`). Safe to run again: what exists is left

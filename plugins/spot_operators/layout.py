@@ -13,8 +13,9 @@ from pathlib import Path, PurePosixPath
 
 from spot_operators.config import IngestConfig, load_ingest_config
 
-#: Sub-folders of ``<hdfs_app_path>/<type>/``: originals, transient CSV, table data, Spark checkpoints.
-HDFS_AREAS = ("binary", "stage", "hive", "checkpoints")
+#: Sub-folders of ``<hdfs_app_path>/<type>/``: originals, transient CSV, table data, Spark checkpoints,
+#: and the listeners' load log (rows per file, segment and hour, which the load DAG reconciles).
+HDFS_AREAS = ("binary", "stage", "hive", "checkpoints", "loadlog")
 
 
 def name_component(text: str) -> str:

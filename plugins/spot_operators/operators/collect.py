@@ -73,6 +73,16 @@ def summarize(files: list[dict[str, Any]], results: list[dict[str, Any]]) -> dic
         "messages": sum(r["messages"] for r in collected),
         "routes": sorted({r["route"] for r in collected}),
         "files": [Path(r["file"]).name for r in collected],
+        # What the load DAG reconciles against: the publisher's own row count per file digest.
+        "published": [
+            {
+                "file": Path(r["file"]).name,
+                "digest": r["digest"],
+                "rows": r["rows"],
+                "topic": r.get("topic", ""),
+            }
+            for r in collected
+        ],
     }
     answered = {r["file"] for r in results if r}
     summary["files_failed"] = sorted(str(f.get("path")) for f in files if str(f.get("path")) not in answered)
