@@ -41,5 +41,5 @@ lint: ## ruff (including Airflow's AIR rules) and mypy
 schema: ## regenerate include/schemas/ingest_conf.schema.json from the config model
 	$(ENV) PYTHONPATH=plugins python -m spot_operators.config --write-schema
 
-bench: stack-up ## throughput figures (flow collect vs nfdump on >= 1M flows); needs ../shared/data
-	$(ENV) python scripts/bench_flow.py
+bench: stack-up ## throughput (collect vs nfdump; listener vs plain Kafka->Parquet) and latency; needs ../shared/data
+	$(ENV) python scripts/bench_flow.py && python scripts/bench_listener.py && python scripts/bench_latency.py

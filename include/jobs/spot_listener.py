@@ -19,7 +19,8 @@ What one micro-batch (``foreachBatch(df, batch_id)``) does:
    (``spark.read.text(wholetext=True)``: RFC 4180 fields may span lines, and line numbers stay exact);
    a pointer whose file is missing becomes a quarantine row;
 4. type every CSV line with :mod:`spot_operators.listener_rows` (column count, Hive types and ranges,
-   UTC hour partition from ``unix_tstamp``, or ``p_date``/``p_time`` for proxy);
+   UTC hour partition from ``unix_tstamp``, or ``p_date``/``p_time`` for proxy); a unit whose lines
+   are all clean is typed column-wise by :mod:`spot_operators.listener_columns` to the same values;
 5. write good rows as Parquet under ``--table-location`` in ``y=/m=/d=/h=`` folders (Spot's layout, the
    folders spot-ml reads), bad rows under ``--quarantine-location`` in the columns and
    ``data_type=/y=/m=/d=/h=`` folders (hour quarantined, UTC) of the ``<db>.quarantine`` table, both
@@ -55,6 +56,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -66,8 +68,9 @@ from typing import Any
 log = logging.getLogger("spot.jobs.spot_listener")
 
 PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
-SHIPPED_MODULES = ("__init__.py", "tables.py", "listener_rows.py")
-"""What executors import (listener_rows depends on tables only): shipped as a zip with addPyFile."""
+SHIPPED_MODULES = ("__init__.py", "tables.py", "listener_rows.py", "listener_columns.py")
+"""What executors import (listener_columns depends on listener_rows, that on tables only): shipped
+as a zip with addPyFile."""
 
 ARROW_TYPES = {
     "STRING": "string",
@@ -85,7 +88,10 @@ MESSAGE_COLUMNS = (
     ("file_name", "STRING"),
     ("file_digest", "STRING"),
     ("segment_index", "INT"),
+    ("segment_count", "INT"),
+    ("expected_rows", "BIGINT"),
 )
+"""Provenance of every unit and row; ``expected_rows`` is what the publisher says the segment holds."""
 DECODED_EXTRA = (("kind", "STRING"), ("pointer_path", "STRING"), ("lines", "ARRAY<STRING>"))
 UNIT_EXTRA = (("lines", "ARRAY<STRING>"), ("text", "STRING"), ("error", "STRING"))
 QUARANTINE_EXTRA = (("line_no", "INT"), ("raw", "STRING"), ("reason", "STRING"))
@@ -109,6 +115,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--message-format", choices=("ingest_v1", "spot_list"), default="ingest_v1")
     parser.add_argument("--pipeline", default="", help="pipeline name recorded for spot_list messages")
     parser.add_argument("--result", default="", help="local JSON file for the counts (availableNow)")
+    parser.add_argument(
+        "--load-log",
+        default="",
+        help="HDFS folder of the per-batch load log (rows per file, segment and hour) for reconciling",
+    )
+    parser.add_argument(
+        "--register-table",
+        default="",
+        help="db.table: add the hour partitions each batch wrote to the metastore (continuous mode)",
+    )
+    parser.add_argument("--register-quarantine-table", default="", help="db.table of the quarantine table")
     parser.add_argument("--app-name", default="")
     # Test hook for the kill-and-restart test: write a marker file and sleep at this point of batch 0.
     parser.add_argument("--test-pause-at", choices=PAUSE_POINTS, default="", help=argparse.SUPPRESS)
@@ -166,6 +183,8 @@ def decode_messages(
                 "file_name": where,
                 "file_digest": where,
                 "segment_index": 0,
+                "segment_count": 1,
+                "expected_rows": 0,
                 "kind": None,
                 "pointer_path": None,
                 "lines": None,
@@ -178,7 +197,8 @@ def decode_messages(
                 if not isinstance(datum, dict):
                     raise ValueError("not an Avro record")
                 if message_format == "spot_list":
-                    record.update(kind="INLINE", lines=list(datum.get("list") or []))
+                    lines = list(datum.get("list") or [])
+                    record.update(kind="INLINE", lines=lines, expected_rows=len(lines))
                 else:
                     if datum.get("schema_version") != 1:
                         raise RejectedMessage(f"unknown schema version {datum.get('schema_version')!r}")
@@ -187,6 +207,7 @@ def decode_messages(
                         file_name=datum["file_name"],
                         file_digest=datum["file_digest"],
                         segment_index=datum["segment_index"],
+                        segment_count=datum["segment_count"],
                         kind=datum["kind"],
                     )
                     if datum["data_type"] != data_type:
@@ -197,8 +218,10 @@ def decode_messages(
                         if not datum.get("pointer"):
                             raise RejectedMessage("POINTER message without pointer")
                         record["pointer_path"] = datum["pointer"]["hdfs_path"]
+                        record["expected_rows"] = datum["pointer"]["rows"]
                     else:
                         record["lines"] = list(datum["rows"])
+                        record["expected_rows"] = len(record["lines"])
             except RejectedMessage as exc:
                 record.update(kind="ERROR", lines=None, pointer_path=None, error=str(exc))
             except Exception as exc:  # fastavro raises many types on garbage: all become quarantine
@@ -212,9 +235,15 @@ def decode_messages(
 def type_units(
     batches: Iterator[Any], data_type: str, out_columns: Sequence[tuple[str, str]]
 ) -> Iterator[Any]:
-    """Units (a message's lines, a staged CSV's text, or an error) -> typed rows and quarantine rows."""
+    """Units (a message's lines, a staged CSV's text, or an error) -> typed rows and quarantine rows.
+
+    A clean unit is typed column-wise (:mod:`spot_operators.listener_columns`); any unit that path
+    cannot vouch for is typed row by row, whole, so quarantine reasons and line numbers are the row
+    path's. Output rows keep the units' order.
+    """
     import pyarrow as pa
 
+    from spot_operators.listener_columns import typed_lines, typed_text
     from spot_operators.listener_rows import Quarantine, csv_records, split_line, typed_fields
 
     out_schema = _arrow_schema(out_columns)
@@ -225,17 +254,44 @@ def type_units(
     def empty() -> dict[str, list[Any]]:
         return {name: [] for name in out_schema.names}
 
+    def columnar(typed: Any, provenance: Sequence[Any]) -> Iterator[Any]:
+        rows = typed.num_rows
+        arrays = [typed.column(name).combine_chunks() for name in value_names]
+        for (name, _), value in zip(MESSAGE_COLUMNS, provenance, strict=True):
+            kind = out_schema.field(name).type
+            arrays.append(pa.nulls(rows, kind) if value is None else pa.repeat(pa.scalar(value, kind), rows))
+        arrays.extend(pa.nulls(rows, out_schema.field(name).type) for name, _ in QUARANTINE_EXTRA)
+        whole = pa.Table.from_arrays(arrays, schema=out_schema)
+        yield from whole.to_batches(max_chunksize=chunk)
+
     for batch in batches:
         out = empty()
-        for unit in batch.to_pylist():
-            provenance = [unit[name] for name, _ in MESSAGE_COLUMNS]
+        columns = {name: batch.column(name) for name in batch.schema.names}
+        errors, texts = columns["error"].to_pylist(), columns["text"].to_pylist()
+        identity = list(zip(*(columns[name].to_pylist() for name, _ in MESSAGE_COLUMNS), strict=True))
+        for index in range(batch.num_rows):
+            provenance = identity[index]
             items: Iterator[tuple[int, str, Any]]
-            if unit["error"] is not None:
-                items = iter([(0, "", Quarantine(unit["error"]))])
-            elif unit["text"] is not None:
-                items = csv_records(unit["text"])
+            if errors[index] is not None:
+                items = iter([(0, "", Quarantine(errors[index]))])
             else:
-                items = ((n, line, split_line(line)) for n, line in enumerate(unit["lines"] or [], 1))
+                text = texts[index]
+                if text is not None:
+                    fast = typed_text(data_type, text)
+                else:
+                    lines = columns["lines"][index]
+                    fast = typed_lines(data_type, lines.values) if lines.is_valid else None
+                if fast is not None:
+                    if out["reason"]:
+                        yield pa.RecordBatch.from_pydict(out, schema=out_schema)
+                        out = empty()
+                    yield from columnar(fast, provenance)
+                    continue
+                if text is not None:
+                    items = csv_records(text)
+                else:
+                    unit_lines = columns["lines"][index].as_py() or []
+                    items = ((n, line, split_line(line)) for n, line in enumerate(unit_lines, 1))
             for line_no, raw, fields in items:
                 typed = fields if isinstance(fields, Quarantine) else typed_fields(data_type, fields)
                 if isinstance(typed, Quarantine):
@@ -339,7 +395,18 @@ class Listener:
         self.quarantine_location = self.hdfs.qualified(args.quarantine_location)
         self.tag = hashlib.sha256(self.hdfs.qualified(args.checkpoint).encode()).hexdigest()[:10]
         self.out_columns = (*self.table.columns, *self.table.partitions, *MESSAGE_COLUMNS, *QUARANTINE_EXTRA)
-        self.counts = {"batches": 0, "messages": 0, "duplicates": 0, "rows": 0, "quarantined": 0}
+        self.counts: dict[str, Any] = {
+            "batches": 0,
+            "messages": 0,
+            "duplicates": 0,
+            "rows": 0,
+            "quarantined": 0,
+            "batch_ids": [],
+            "hours": [],
+            "quarantine_hours": [],
+            "files": {},
+        }
+        self.load_log = self.hdfs.qualified(args.load_log) if args.load_log else ""
 
     def _pause(self, point: str, batch_id: int) -> None:
         if self.args.test_pause_at == point and batch_id == 0 and self.args.test_pause_marker:
@@ -365,9 +432,14 @@ class Listener:
         ranked = decoded.withColumn("_rank", F.row_number().over(order))
         ranked.persist(StorageLevel.MEMORY_AND_DISK)
         try:
-            messages = ranked.count()
+            # One pass over the cached messages for both counts.
+            counted = ranked.agg(
+                F.count(F.lit(1)).alias("messages"),
+                F.sum(F.when(F.col("_rank") == 1, 1).otherwise(0)).alias("unique"),
+            ).first()
+            messages = int(counted["messages"]) if counted else 0
+            duplicates = messages - int(counted["unique"] or 0) if counted else 0
             unique = ranked.filter("_rank = 1").drop("_rank")
-            duplicates = messages - unique.count()
             pointers = unique.filter("kind = 'POINTER'").select(
                 *(n for n, _ in MESSAGE_COLUMNS), "pointer_path"
             )
@@ -417,7 +489,35 @@ class Listener:
                     F.dayofmonth(now).cast("tinyint").alias("d"),
                     F.hour(now).cast("tinyint").alias("h"),
                 )
-                rows, quarantined = good.count(), bad.count()
+                hour = [F.col(n).cast("string").alias(n) for n, _ in self.table.partitions]
+                entries = [
+                    r.asDict()
+                    for r in typed.groupBy(
+                        "pipeline",
+                        "file_name",
+                        "file_digest",
+                        "segment_index",
+                        "segment_count",
+                        "expected_rows",
+                        *hour,
+                    )
+                    .agg(
+                        F.sum(F.when(F.col("reason").isNull(), 1).otherwise(0)).alias("rows"),
+                        F.sum(F.when(F.col("reason").isNotNull(), 1).otherwise(0)).alias("quarantined"),
+                    )
+                    .collect()
+                ]
+                # Every typed row is in exactly one load-log entry: the counts need no pass of their own.
+                rows = sum(int(e["rows"]) for e in entries)
+                quarantined = sum(int(e["quarantined"]) for e in entries)
+                quarantine_hours = (
+                    [
+                        {n: str(r[n]) for n in ("y", "m", "d", "h")}
+                        for r in bad.select("y", "m", "d", "h").distinct().collect()
+                    ]
+                    if quarantined
+                    else []
+                )
                 partition_names = [n for n, _ in self.table.partitions]
                 if rows:
                     self._publish(
@@ -431,6 +531,7 @@ class Listener:
                 typed.unpersist()
         finally:
             ranked.unpersist()
+        self._record_batch(batch_id, entries, quarantine_hours)
         for key, value in (
             ("batches", 1),
             ("messages", messages),
@@ -448,6 +549,68 @@ class Listener:
             quarantined,
             time.monotonic() - started,
         )
+
+    def _record_batch(
+        self, batch_id: int, entries: list[dict[str, Any]], quarantine_hours: list[dict[str, str]]
+    ) -> None:
+        """After the rows are in place: write the batch's load log, register its hours, update the result.
+
+        The load log (one JSON line per pipeline, file, segment and hour) has a deterministic name per
+        listener and batch, so a replayed batch overwrites it: the load DAG sums it to reconcile Hive's
+        counts with what was published.
+        """
+        names = [n for n, _ in self.table.partitions]
+        hours = sorted(
+            {tuple(e[n] for n in names) for e in entries if e["rows"] and e[names[0]] is not None},
+        )
+        if self.load_log:
+            lines = [
+                json.dumps({**e, "batch_id": batch_id, "listener": self.tag}, sort_keys=True) for e in entries
+            ]
+            self.hdfs.write_text(
+                f"{self.load_log}/{self.tag}/batch-{batch_id:010d}.jsonl", "\n".join(sorted(lines)) + "\n"
+            )
+        if self.args.register_table and hours:
+            self._register(
+                self.args.register_table,
+                self.table_location,
+                [dict(zip(names, h, strict=True)) for h in hours],
+            )
+        if self.args.register_quarantine_table and quarantine_hours:
+            self._register(
+                self.args.register_quarantine_table,
+                self.quarantine_location,
+                [{"data_type": self.args.data_type, **h} for h in quarantine_hours],
+            )
+        known = {tuple(h) for h in self.counts["hours"]}
+        self.counts["hours"] = sorted(known | {tuple(h) for h in hours})
+        seen_q = {tuple(sorted(h.items())) for h in self.counts["quarantine_hours"]}
+        for h in quarantine_hours:
+            if tuple(sorted(h.items())) not in seen_q:
+                self.counts["quarantine_hours"].append(h)
+        self.counts["batch_ids"].append(batch_id)
+        for e in entries:
+            total = self.counts["files"].setdefault(
+                e["file_digest"],
+                {"pipeline": e["pipeline"], "file_name": e["file_name"], "rows": 0, "quarantined": 0},
+            )
+            total["rows"] += int(e["rows"])
+            total["quarantined"] += int(e["quarantined"])
+
+    def _register(self, table: str, location: str, partitions: list[dict[str, str]]) -> None:
+        """``ALTER TABLE ... ADD IF NOT EXISTS PARTITION`` for the hours a batch wrote (idempotent)."""
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*", table):
+            raise ValueError(f"--register-table must be db.table, got {table!r}")
+        clauses = []
+        for partition in partitions:
+            if not all(re.fullmatch(r"[A-Za-z0-9_]+", str(v)) for v in partition.values()):
+                raise ValueError(f"unexpected partition value in {partition!r}")
+            spec = ", ".join(f"`{k}`='{v}'" for k, v in partition.items())
+            folder = "/".join(f"{k}={v}" for k, v in partition.items())
+            clauses.append(f"PARTITION ({spec}) LOCATION '{location}/{folder}'")
+        for start in range(0, len(clauses), 100):
+            self.spark.sql(f"ALTER TABLE {table} ADD IF NOT EXISTS {' '.join(clauses[start : start + 100])}")
+        log.info("registered %d partition(s) of %s", len(clauses), table)
 
     def _publish(self, frame: Any, location: str, batch_id: int, partitions: list[str]) -> None:
         """Write ``frame`` to staging, then move its files to deterministic names (see module doc)."""
@@ -497,7 +660,7 @@ class Listener:
 
 
 def _ship_code(spark: Any) -> None:
-    """Give executors spot_operators.listener_rows and tables (a zip added with addPyFile)."""
+    """Give executors spot_operators.listener_columns, listener_rows and tables (a zip, addPyFile)."""
     import spot_operators
 
     package = Path(spot_operators.__file__).resolve().parent

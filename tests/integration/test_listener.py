@@ -185,6 +185,19 @@ def flow_csv_row(epoch: int, sport: int, ibyt: int = 100) -> str:
     return csv_line(fields)
 
 
+def _with_schema_version(message: IngestMessage, version: int) -> bytes:
+    """The message encoded as a producer of another envelope version would (same fields)."""
+    import fastavro
+
+    from spot_operators.envelope import MESSAGE_SCHEMA_FILE, load_schema
+
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(
+        buffer, load_schema(MESSAGE_SCHEMA_FILE), {**message.to_record(), "schema_version": version}
+    )
+    return buffer.getvalue()
+
+
 def inline(rows: list[str], digest: str, index: int = 0, count: int = 1) -> IngestMessage:
     return IngestMessage(
         kind="INLINE",
@@ -291,6 +304,8 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
             missing,
             dns_message,
             b"\x00garbage that is not avro",
+            encode_message(inline(good_inline, "d-truncated"))[:-40],  # truncated Avro
+            _with_schema_version(inline(good_inline, "d-v2"), 2),
         ],
     )
     run = ListenerRun(hdfs, hdfs_base, [topic], tmp_path)
@@ -304,7 +319,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
     assert by_hour == {"y=2023/m=1/d=25/h=18": 5, "y=2023/m=1/d=25/h=19": 7}
     assert counts["duplicates"] == 1
     quarantine = run.read(run.quarantine)
-    assert len(quarantine) == counts["quarantined"] == len(bad_lines) + 1 + 1 + 1 + 1
+    assert len(quarantine) == counts["quarantined"] == len(bad_lines) + 1 + 1 + 1 + 1 + 2
     reasons = sorted(q["reason"] for q in quarantine)
     print("\n".join(reasons))
     joined = "\n".join(reasons)
@@ -318,6 +333,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
         "does not exist",
         "message of data type 'dns' on a 'flow' listener",
         "undecodable message",
+        "unknown schema version 2",
     ):
         assert needle in joined, needle
     bad_row = next(q for q in quarantine if "got 3" in q["reason"])

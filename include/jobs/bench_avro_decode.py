@@ -1,0 +1,256 @@
+"""Benchmark job: decoding the ingest envelope with Spark's ``from_avro`` versus fastavro in ``mapInArrow``.
+
+Run by ``scripts/bench_listener.py`` on its inline topic::
+
+    spark-submit --jars "$(ls $SPOT_SPARK_JARS_DIR/*.jar | paste -sd,)" include/jobs/bench_avro_decode.py \\
+        --bootstrap 127.0.0.1:9092 --topic t --result /tmp/avro.json
+
+The topic is read once (batch Kafka source) and cached, so every timed step measures decoding only:
+
+* ``from_avro``: ``pyspark.sql.avro.functions.from_avro`` (built into spark-sql since Spark 4.1) with
+  ``mode=PERMISSIVE``, then ``explode`` of the ``rows`` array, into the ``noop`` sink;
+* ``fastavro``: the listener's own :func:`spot_listener.decode_messages` in ``mapInArrow``, then the
+  same ``explode``;
+* both again followed by the listener's row typing (:func:`spot_listener.type_units`), the part that
+  decoding feeds in a real batch.
+
+It also checks what each decoder does with broken values (truncated, garbage, empty, trailing bytes, a
+bad enum index): the listener must turn each into one quarantine row and never fail the batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("spot.jobs.bench_avro_decode")
+
+JOBS_DIR = Path(__file__).resolve().parent
+LISTENER_FILE = JOBS_DIR / "spot_listener.py"
+PLUGINS_DIR = JOBS_DIR.parents[1] / "plugins"
+SCHEMA_FILE = JOBS_DIR.parent / "schemas" / "spot_ingest_message.v1.avsc"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", required=True, help="Kafka bootstrap servers, host:port[,...]")
+    parser.add_argument("--topic", required=True, help="a topic of INLINE flow messages")
+    parser.add_argument("--repeat", type=int, default=2, help="timed runs of each variant")
+    parser.add_argument("--result", required=True, help="local JSON file for the figures")
+    return parser.parse_args(argv)
+
+
+def broken_values() -> list[tuple[str, bytes]]:
+    """A good envelope and the ways a value can be broken on the wire."""
+    from spot_operators.envelope import IngestMessage, encode_message
+
+    good = encode_message(
+        IngestMessage(
+            "INLINE", "bench", "flow", "nfcapd.x", "d" * 64, 0, 1, 1674671760, ("a,b,c", "d,e,f", "g,h,i")
+        )
+    )
+    return [
+        ("good", good),
+        ("truncated to 1 byte", good[:1]),
+        ("truncated to half", good[: len(good) // 2]),
+        ("truncated by 1 byte", good[:-1]),
+        ("garbage", b"\x00garbage that is not avro"),
+        ("empty", b""),
+        ("trailing bytes", good + b"\x01\x02junk"),
+        ("bad enum index", good[:1] + b"\x0e" + good[2:]),
+    ]
+
+
+def failure_check(spark: Any, schema_json: str) -> list[dict[str, Any]]:
+    """What from_avro (PERMISSIVE and FAILFAST) and the listener's fastavro decode make of broken values."""
+    import pyarrow as pa
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro
+
+    from spot_listener import decode_messages
+
+    cases = broken_values()
+    frame = spark.createDataFrame(cases, "case STRING, value BINARY").coalesce(1)
+    permissive = frame.select(
+        "case", from_avro("value", schema_json, {"mode": "PERMISSIVE"}).alias("m")
+    ).collect()
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "value": [v for _, v in cases],
+            "topic": ["t"] * len(cases),
+            "partition": [0] * len(cases),
+            "offset": list(range(len(cases))),
+        }
+    )
+    fast = next(decode_messages(iter([batch]), "flow", "ingest_v1", schema_json, "")).to_pylist()
+    report = []
+    for (case, value), row, decoded in zip(cases, permissive, fast, strict=True):
+        entry: dict[str, Any] = {"case": case, "bytes": len(value)}
+        m = row["m"]
+        entry["from_avro_permissive"] = (
+            "NULL"
+            if m is None
+            else f"record kind={m['kind']} rows={None if m['rows'] is None else len(m['rows'])}"
+        )
+        try:
+            one = frame.filter(F.col("case") == case)
+            got = one.select(from_avro("value", schema_json, {"mode": "FAILFAST"}).alias("m")).collect()
+            entry["from_avro_failfast"] = "NULL" if got[0]["m"] is None else "record"
+        except Exception as exc:  # the point: FAILFAST fails the job
+            entry["from_avro_failfast"] = f"raises {type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+        entry["fastavro_listener"] = (
+            f"quarantine: {decoded['error'][:120]}"
+            if decoded["kind"] == "ERROR"
+            else f"record kind={decoded['kind']} rows={len(decoded['lines'] or [])}"
+        )
+        report.append(entry)
+    return report
+
+
+def timed(label: str, action: Callable[[], Any]) -> float:
+    started = time.monotonic()
+    action()
+    seconds = time.monotonic() - started
+    log.info("%s: %.2fs", label, seconds)
+    return seconds
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Time every variant ``--repeat`` times on the cached topic; return the figures."""
+    from pyspark import StorageLevel
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+    from pyspark.sql.avro.functions import from_avro
+
+    from spot_listener import (
+        DECODED_EXTRA,
+        MESSAGE_COLUMNS,
+        QUARANTINE_EXTRA,
+        _ddl,
+        _ship_code,
+        decode_messages,
+        type_units,
+    )
+    from spot_operators.listener_rows import table
+
+    spark = (
+        SparkSession.builder.appName("spot-bench-avro-decode")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    try:
+        spark.sparkContext.addPyFile(str(LISTENER_FILE))
+        _ship_code(spark)
+        schema_json = SCHEMA_FILE.read_text(encoding="utf-8")
+        result: dict[str, Any] = {"failure_check": failure_check(spark, schema_json)}
+
+        raw = (
+            spark.read.format("kafka")
+            .option("kafka.bootstrap.servers", args.bootstrap)
+            .option("subscribe", args.topic)
+            .option("startingOffsets", "earliest")
+            .option("endingOffsets", "latest")
+            .load()
+            .select("value", "topic", "partition", "offset")
+        )
+        raw.persist(StorageLevel.MEMORY_AND_DISK)
+        result["messages"] = raw.count()
+        result["read_seconds"] = round(
+            timed("cached read", lambda: raw.write.format("noop").mode("overwrite").save()), 2
+        )
+
+        envelope = raw.select(
+            from_avro("value", schema_json, {"mode": "PERMISSIVE"}).alias("m"), "topic", "partition", "offset"
+        )
+        decoded_ddl = _ddl((*MESSAGE_COLUMNS, *DECODED_EXTRA, ("error", "STRING")))
+        decode_args = ("flow", "ingest_v1", schema_json, "")
+        fast = raw.mapInArrow(lambda it: decode_messages(it, *decode_args), decoded_ddl)
+
+        avro_lines = envelope.select(
+            "m.file_digest", "m.segment_index", "m.kind", F.explode("m.rows").alias("line")
+        )
+        fast_lines = fast.select("file_digest", "segment_index", "kind", F.explode("lines").alias("line"))
+        result["rows_from_avro"] = avro_lines.count()
+        result["rows_fastavro"] = fast_lines.count()
+
+        spec = table("flow")
+        out_columns = (*spec.columns, *spec.partitions, *MESSAGE_COLUMNS, *QUARANTINE_EXTRA)
+        null_text = F.lit(None).cast("string")
+        # The listener's provenance columns, taken from the Kafka record or the decoded envelope.
+        special = {
+            "topic": F.col("topic"),
+            "kafka_partition": F.col("partition"),
+            "kafka_offset": F.col("offset"),
+            "expected_rows": F.size("m.rows"),
+        }
+        avro_units = envelope.select(
+            *(special.get(n, F.col(f"m.{n}")).cast(t).alias(n) for n, t in MESSAGE_COLUMNS),
+            F.col("m.rows").alias("lines"),
+            null_text.alias("text"),
+            # PERMISSIVE turns a value it cannot decode into a record of nulls (not a null record).
+            F.when(F.col("m.schema_version").isNull(), F.lit("undecodable message")).alias("error"),
+        )
+        fast_units = fast.select(*(n for n, _ in MESSAGE_COLUMNS), "lines", null_text.alias("text"), "error")
+        out_ddl = _ddl(out_columns)
+
+        def typed(units: Any) -> Any:
+            return units.mapInArrow(lambda it: type_units(it, "flow", out_columns), out_ddl)
+
+        variants = {
+            "from_avro + explode": avro_lines,
+            "fastavro mapInArrow + explode": fast_lines,
+            "from_avro + type_units": typed(avro_units),
+            "fastavro mapInArrow + type_units": typed(fast_units),
+        }
+        seconds: dict[str, list[float]] = {name: [] for name in variants}
+        for run_no in range(args.repeat):
+            for name, frame in variants.items():
+                label = f"{name} (run {run_no + 1})"
+                seconds[name].append(
+                    round(timed(label, lambda f=frame: f.write.format("noop").mode("overwrite").save()), 2)
+                )
+        result["seconds"] = seconds
+        raw.unpersist()
+        return result
+    finally:
+        spark.stop()
+
+
+def write_json_atomically(path: str, payload: dict[str, Any]) -> None:
+    """Write ``payload`` to ``path`` through a temporary file and a rename."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".json", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    sys.path.insert(0, str(JOBS_DIR))
+    try:
+        import spot_operators  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, str(PLUGINS_DIR))
+    try:
+        result = run(args)
+    except Exception:
+        log.exception("avro decode bench failed (topic %s)", args.topic)
+        return 1
+    log.info("avro decode bench: %s", json.dumps(result))
+    write_json_atomically(args.result, result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
