@@ -78,6 +78,15 @@ def original_hour(file_name: str, first_row: HourPartition | None, mtime_ns: int
     return t.strftime("%Y%m%d"), t.strftime("%H")
 
 
+@dataclass(frozen=True)
+class StoredOriginal:
+    """An original already verified in HDFS under ``binary/<day>/<hour>/`` (re-ingest from HDFS)."""
+
+    hdfs_path: str
+    day: str
+    hour: str
+
+
 @dataclass
 class _Dissected:
     csv_path: Path
@@ -167,8 +176,13 @@ def collect_file(
     hdfs_factory: Callable[[], HdfsClient],
     producer_factory: Callable[[], Producer],
     tool_timeout: float = 1800.0,
+    stored_original: StoredOriginal | None = None,
 ) -> CollectResult:
-    """Ingest one collector file exactly once (see the module docstring for the order of steps)."""
+    """Ingest one collector file exactly once (see the module docstring for the order of steps).
+
+    ``stored_original`` is for re-ingesting an original that is already in HDFS (the reprocess DAG):
+    it is not stored again, and its hour folder is the one it was filed under.
+    """
     version = FileVersion.from_path(pipeline.name, path)
     claim = ledger.claim(version, owner, LEASE_SECONDS)
     if claim is None:
@@ -179,7 +193,16 @@ def collect_file(
     log.info("claimed %s (attempt %d, digest %s)", path, claim.attempt, version.digest[:16])
     try:
         return _collect_claimed(
-            path, version, config, pipeline, ledger, owner, hdfs_factory, producer_factory, tool_timeout
+            path,
+            version,
+            config,
+            pipeline,
+            ledger,
+            owner,
+            hdfs_factory,
+            producer_factory,
+            tool_timeout,
+            stored_original,
         )
     except BaseException as exc:
         ledger.fail(version, owner, f"{type(exc).__name__}: {exc}"[:4000])
@@ -196,6 +219,7 @@ def _collect_claimed(
     hdfs_factory: Callable[[], HdfsClient],
     producer_factory: Callable[[], Producer],
     tool_timeout: float,
+    stored_original: StoredOriginal | None = None,
 ) -> CollectResult:
     # Clients are made after the claim, so an unreachable HDFS or broker is recorded in the ledger.
     hdfs = hdfs_factory()
@@ -233,14 +257,18 @@ def _collect_claimed(
     log.info("%s: %d rows, %d CSV bytes", path, dissected.rows, dissected.csv_bytes)
 
     # 1. The original (dns: its chunks) in HDFS, verified.
-    day, hour = original_hour(path.name, dissected.first_partition, version.mtime_ns)
     type_root = hdfs_type_root(config, pipeline.type)
-    binary_dir = type_root / "binary" / day / hour
-    stored = [
-        store_verified(hdfs, original, str(binary_dir / path_text(original.name)))
-        for original in dissected.originals
-    ]
-    result.originals = [copy.hdfs_path for copy in stored]
+    if stored_original is not None:
+        day, hour = stored_original.day, stored_original.hour
+        result.originals = [stored_original.hdfs_path]
+    else:
+        day, hour = original_hour(path.name, dissected.first_partition, version.mtime_ns)
+        binary_dir = type_root / "binary" / day / hour
+        stored = [
+            store_verified(hdfs, original, str(binary_dir / path_text(original.name)))
+            for original in dissected.originals
+        ]
+        result.originals = [copy.hdfs_path for copy in stored]
     ledger.advance(version, owner, State.STORED, {"originals": result.originals})
 
     # 2. Route by size and publish.
