@@ -80,12 +80,15 @@ def main() -> int:
     pipeline = config.pipelines["flow_internals"]
     hdfs = WebHDFSHook(webhdfs_conn_id="spot_webhdfs").get_conn()
     producer_hook = IdempotentProducerHook("spot_kafka", config.kafka.max_request_size)
-    topic = pipeline.topic or "spot-flow_internals"
+    # A topic of its own: the benchmark's messages must never reach a pipeline's listener.
+    topic = f"spot-bench-flow-{os.getpid()}"
     from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
+    from confluent_kafka.admin import NewTopic
 
-    from spot_operators.provisioning import ensure_topics
-
-    ensure_topics(KafkaAdminClientHook(kafka_config_id="spot_kafka").get_conn, config)
+    admin = KafkaAdminClientHook(kafka_config_id="spot_kafka").get_conn
+    for future in admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)]).values():
+        future.result(timeout=60)
+    pipeline = pipeline.model_copy(update={"topic": topic})
     with tempfile.TemporaryDirectory(prefix="spot-bench-") as tmp:
         work = Path(tmp)
         print(f"generating an nfcapd file of >= {args.flows:,} flows from {SAMPLE.name} ...", flush=True)
@@ -146,8 +149,12 @@ def main() -> int:
                 producer_factory=producer_hook.get_producer,
             )
 
-        figures["end to end (collect_file)"], result = timed("collect_file end to end", end_to_end)
-        hdfs.delete(bench_root, recursive=True)
+        try:
+            figures["end to end (collect_file)"], result = timed("collect_file end to end", end_to_end)
+        finally:
+            hdfs.delete(bench_root, recursive=True)
+            for future in admin.delete_topics([topic], operation_timeout=60).values():
+                future.result(timeout=120)
 
     print(f"\n{'stage':<44} {'flows/s':>12} {'x nfdump':>9}")
     base = flows / figures["nfdump -o csv alone"]
