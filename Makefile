@@ -23,7 +23,7 @@ stack-status: ## each service, its pid, port and health
 stack-restart: setup ## stop and start the stack
 	scripts/stack.sh restart
 
-demo: stack-up ## set everything up and run the smoke DAG through all four services
+demo: stack-up ## set everything up, generate sample data, collect and load it into Hive, print a report
 	$(ENV) scripts/demo.sh
 
 test: setup ## set everything up, start the stack, run all tests, stop the stack

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the project needs on a fresh Debian machine, and nothing twice:
 #   - Debian packages: nfdump, tshark, editcap (wireshark-common), Kerberos headers for gssapi,
-#     docker-compose (to validate docker-compose.yaml), curl, a JDK 17 when none is present;
+#     docker-compose (to validate docker-compose.yaml), curl, chromium (the UI browser test), a JDK 17
+#     when none is present;
 #   - the Python virtualenv (.venv) from requirements*.txt, then the full pyspark wheel again,
 #     because the Spark provider's pyspark-client dependency overwrites files of it;
 #   - the Kafka, Hadoop and Spark-connector jars, resolved by Maven into .stack/lib/.
@@ -24,7 +25,7 @@ stamp_ok() { local name="$1"; shift; [ -f "$STAMPS/$name" ] && [ "$(cat "$STAMPS
 stamp_set() { local name="$1"; shift; inputs_hash "$@" >"$STAMPS/$name"; }
 
 # ---------------------------------------------------------------- Debian packages
-APT_PACKAGES=(nfdump tshark wireshark-common libkrb5-dev docker-compose curl)
+APT_PACKAGES=(nfdump tshark wireshark-common libkrb5-dev docker-compose curl chromium)
 apt_install() {
   local missing=() p
   for p in "${APT_PACKAGES[@]}"; do
