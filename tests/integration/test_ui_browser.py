@@ -226,6 +226,13 @@ def test_trigger_collect_in_the_ui_and_read_the_ingest_page(browser_page: Any) -
         errors = api.get("/importErrors")["import_errors"]
         pytest.fail(f"{DAG_ID} is deactivated by import errors: {[e['filename'] for e in errors]}")
     was_paused = bool(dag["is_paused"])
+    # On a fresh stack nothing has run spot_setup yet: the pipeline's topic must exist (the broker does
+    # not auto-create topics), as spot_setup's create_topics task would make it.
+    from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
+
+    from spot_operators.provisioning import ensure_topics
+
+    ensure_topics(KafkaAdminClientHook(kafka_config_id="spot_kafka").get_conn, load_ingest_config())
     started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     before = _pipeline(_summary(api))
 
