@@ -7,10 +7,9 @@ a few seconds later. The sensor's result carries the pid of the process that ran
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import dag, task
 
+from spot_operators.dag_factories import smoke_dag_args
 from spot_operators.layout import name_component
 from spot_operators.sensors.webhdfs import WebHdfsPathSensor
 
@@ -18,11 +17,8 @@ from spot_operators.sensors.webhdfs import WebHdfsPathSensor
 @dag(
     dag_id="spot_deferrable_smoke",
     schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    tags=["spot", "smoke"],
     doc_md=__doc__,
-    default_args={"retries": 0},
+    **smoke_dag_args(),
     params={"delay_seconds": 8},
 )
 def spot_deferrable_smoke() -> None:

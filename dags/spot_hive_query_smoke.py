@@ -9,21 +9,17 @@ of the last statement and the pid of the process that ran the trigger.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import dag
 
+from spot_operators.dag_factories import smoke_dag_args
 from spot_operators.operators.hive import HiveQueryOperator
 
 
 @dag(
     dag_id="spot_hive_query_smoke",
     schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    tags=["spot", "smoke"],
     doc_md=__doc__,
-    default_args={"retries": 0},
+    **smoke_dag_args(),
 )
 def spot_hive_query_smoke() -> None:
     HiveQueryOperator(

@@ -6,10 +6,9 @@ the UI after ``make stack-up``. Hooks are imported inside the tasks to keep DAG 
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from airflow.sdk import dag, task
 
+from spot_operators.dag_factories import smoke_dag_args
 from spot_operators.layout import name_component
 from spot_operators.sensors.webhdfs import WebHdfsPathSensor
 
@@ -20,11 +19,8 @@ SMOKE_DB = "spot_smoke"
 @dag(
     dag_id="spot_smoke",
     schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    tags=["spot", "smoke"],
     doc_md=__doc__,
-    default_args={"retries": 0},
+    **smoke_dag_args(),
 )
 def spot_smoke() -> None:
     @task

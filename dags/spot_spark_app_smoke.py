@@ -10,11 +10,11 @@ process that watched the job. Params: ``rows`` to sum, ``mode`` ``ok`` or ``fail
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 from airflow.sdk import dag
 
+from spot_operators.dag_factories import smoke_dag_args
 from spot_operators.operators.spark_app import SparkApplicationOperator
 
 SMOKE_JOB = Path(__file__).resolve().parents[1] / "include" / "jobs" / "smoke_spark_app.py"
@@ -23,11 +23,8 @@ SMOKE_JOB = Path(__file__).resolve().parents[1] / "include" / "jobs" / "smoke_sp
 @dag(
     dag_id="spot_spark_app_smoke",
     schedule=None,
-    start_date=datetime(2026, 1, 1),
-    catchup=False,
-    tags=["spot", "smoke"],
     doc_md=__doc__,
-    default_args={"retries": 0},
+    **smoke_dag_args(),
     params={"rows": 100, "mode": "ok"},
 )
 def spot_spark_app_smoke() -> None:

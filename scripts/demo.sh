@@ -76,8 +76,18 @@ EOF
 ) | grep -v -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}T.*\[(info|warning|debug) *\]'
 
 echo
-echo "Airflow UI:  http://$SPOT_BIND_HOST:$SPOT_AIRFLOW_PORT  (local stack: no password, every user is admin;"
-echo "             the runs above are under each DAG's Runs tab; DAGs start paused)"
+echo "Airflow UI:  http://$SPOT_BIND_HOST:$SPOT_AIRFLOW_PORT  (the runs above are under each DAG's Runs tab;"
+echo "             the Ingest page in the nav; DAGs start paused)"
+if [ "${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS,,}" = "true" ]; then
+  echo "  login:     none (all-admins mode)"
+else
+  python - "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" <<'PY'
+import json, sys
+for user, password in json.load(open(sys.argv[1])).items():
+    print(f"  login:     {user} / {password}")
+print(f"             (passwords in {sys.argv[1]})")
+PY
+fi
 echo "HDFS UI:     http://$SPOT_BIND_HOST:$SPOT_HDFS_HTTP_PORT  (originals under /user/spot/<type>/binary/)"
 echo "Hive:        . scripts/env.sh && beeline -u jdbc:hive2://$SPOT_BIND_HOST:$SPOT_HIVE_PORT/$db -n \$(id -un)"
 echo "Stop it all: make stack-down"

@@ -13,6 +13,9 @@ export SPOT_VENV="${SPOT_VENV:-$SPOT_ROOT/.venv}"
 export SPOT_BIND_HOST="${SPOT_BIND_HOST:-127.0.0.1}"
 export SPOT_KAFKA_PORT="${SPOT_KAFKA_PORT:-9092}"
 export SPOT_KAFKA_CONTROLLER_PORT="${SPOT_KAFKA_CONTROLLER_PORT:-9093}"
+# A second listener with SASL/PLAIN (user "spot", password in .stack/run/kafka-sasl-password): the
+# secured-Kafka path of the listener is tested against it.
+export SPOT_KAFKA_SASL_PORT="${SPOT_KAFKA_SASL_PORT:-9094}"
 export SPOT_HDFS_RPC_PORT="${SPOT_HDFS_RPC_PORT:-8020}"
 export SPOT_HDFS_HTTP_PORT="${SPOT_HDFS_HTTP_PORT:-9870}"
 export SPOT_DATANODE_PORT="${SPOT_DATANODE_PORT:-9866}"
@@ -52,7 +55,11 @@ export AIRFLOW__CORE__PLUGINS_FOLDER="$SPOT_ROOT/plugins"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__EXECUTOR="${AIRFLOW__CORE__EXECUTOR:-LocalExecutor}"
 export AIRFLOW__CORE__PARALLELISM="${AIRFLOW__CORE__PARALLELISM:-4}"
-export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS:-True}"
+# The UI asks for a login: users admin (Admin role) and viewer (Viewer role); their passwords are made
+# once by scripts/stack.sh into the file below (mode 600) and printed by `make demo`.
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS:-False}"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS:-admin:admin,viewer:viewer}"
+export AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE="${AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE:-$AIRFLOW_HOME/simple_auth_manager_passwords.json}"
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://$SPOT_BIND_HOST:$SPOT_AIRFLOW_PORT/execution/"
 export AIRFLOW__API__BASE_URL="http://$SPOT_BIND_HOST:$SPOT_AIRFLOW_PORT"
 export AIRFLOW__API__HOST="$SPOT_BIND_HOST"

@@ -157,16 +157,23 @@ EOF
     hive.server2.enable.doAs false
   cp "$CONF/hadoop/core-site.xml" "$CONF/hadoop/hdfs-site.xml" "$CONF/hive/"
   cp "$CONF/hive/hive-site.xml" "$CONF/hadoop/log4j.properties" "$CONF/hadoop/" 2>/dev/null || true
-  cat >"$CONF/kafka/server.properties" <<EOF
+  if [ ! -s "$RUN/kafka-sasl-password" ]; then
+    (umask 077 && "$SPOT_VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(16))' >"$RUN/kafka-sasl-password") \
+      || die "could not make the Kafka SASL password"
+  fi
+  local sasl_password; sasl_password="$(cat "$RUN/kafka-sasl-password")"
+  (umask 077 && cat >"$CONF/kafka/server.properties" <<EOF
 # Written by scripts/stack.sh on every start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$SPOT_BIND_HOST:$SPOT_KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://$SPOT_BIND_HOST:$SPOT_KAFKA_PORT,CONTROLLER://$SPOT_BIND_HOST:$SPOT_KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$SPOT_BIND_HOST:$SPOT_KAFKA_PORT
+listeners=PLAINTEXT://$SPOT_BIND_HOST:$SPOT_KAFKA_PORT,SASL_PLAINTEXT://$SPOT_BIND_HOST:$SPOT_KAFKA_SASL_PORT,CONTROLLER://$SPOT_BIND_HOST:$SPOT_KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://$SPOT_BIND_HOST:$SPOT_KAFKA_PORT,SASL_PLAINTEXT://$SPOT_BIND_HOST:$SPOT_KAFKA_SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_spot="$sasl_password";
 log.dirs=$DATA/kafka
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -178,6 +185,7 @@ group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 message.max.bytes=10485760
 EOF
+  ) || die "could not write $CONF/kafka/server.properties"
   cat >"$CONF/kafka/log4j2.yaml" <<EOF
 Configuration:
   Appenders:
@@ -277,6 +285,13 @@ hdfs_mkdirs() {
   done
 }
 layout() { PYTHONPATH="$SPOT_ROOT/plugins" "$SPOT_VENV/bin/python" -m spot_operators.layout "$@"; }
+# The config's topics (the broker does not auto-create them), as spot_setup's create_topics would.
+prepare_kafka() {
+  local out
+  out="$(PYTHONPATH="$SPOT_ROOT/plugins" "$SPOT_VENV/bin/python" -m spot_operators.provisioning topics \
+    --bootstrap "$SPOT_BIND_HOST:$SPOT_KAFKA_PORT" 2>&1)" || die "could not create the Kafka topics: $out"
+  log "Kafka topics: $out"
+}
 prepare_hdfs() {
   hdfs_mkdirs /user/hive/warehouse /tmp/hive
   curl -fsS -X PUT "http://$SPOT_BIND_HOST:$SPOT_HDFS_HTTP_PORT/webhdfs/v1/tmp?op=SETPERMISSION&permission=1777&user.name=$(id -un)" >/dev/null \
@@ -338,6 +353,19 @@ prepare_airflow() {
   fi
   AIRFLOW__API_AUTH__JWT_SECRET="$(cat "$RUN/airflow-secret")"
   export AIRFLOW__API_AUTH__JWT_SECRET
+  # A password per UI user, made once (the simple auth manager reads the file and keeps them).
+  "$SPOT_VENV/bin/python" - "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE" "$AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS" <<'PY' \
+    || die "could not write the UI passwords file"
+import json, os, secrets, sys
+path, users = sys.argv[1], [u.split(":")[0] for u in sys.argv[2].split(",") if u.strip()]
+known = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
+missing = [u for u in users if u not in known]
+if missing:
+    known.update({u: secrets.token_urlsafe(12) for u in missing})
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(known, handle)
+PY
   log "migrating the Airflow metadata database"
   "$SPOT_VENV/bin/airflow" db migrate >>"$LOGS/airflow-db.log" 2>&1 || die "airflow db migrate failed; see $LOGS/airflow-db.log"
 }
@@ -357,6 +385,7 @@ start_airflow() {
 up() {
   write_configs
   pid_of kafka >/dev/null && kafka_healthy || start_kafka
+  prepare_kafka
   pid_of namenode >/dev/null && namenode_healthy || start_namenode
   pid_of datanode >/dev/null && datanode_healthy || start_datanode
   prepare_hdfs

@@ -193,6 +193,12 @@ class LoadConfig(_Model):
         description="Only compact hours that ended at least this long ago (a continuous listener may "
         "still be writing into recent hours). New key.",
     )
+    hive_server: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$")] = Field(
+        default="localhost:10000",
+        description="host[:port] of HiveServer2 as written in the tables' Airflow asset URIs "
+        "(hive://<hive_server>/<dbname>/<table>). Identity only: the DAGs reach Hive through the "
+        "spot_hiveserver2 connection. New key.",
+    )
 
     @field_validator("schedule", mode="after")
     @classmethod

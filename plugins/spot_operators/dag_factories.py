@@ -8,19 +8,38 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, task
+from airflow.sdk import DAG, Param, task
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
+from spot_operators.assets import collector_asset, topic_asset
 from spot_operators.config import IngestConfig
 from spot_operators.operators.collect import CollectFileOperator, summarize
 from spot_operators.sensors.collector import CollectorFilesSensor
 
 START = datetime(2026, 1, 1)
+OWNER = "spot"
+DEFAULT_ARGS: dict[str, Any] = {"owner": OWNER, "retries": 1, "retry_delay": timedelta(seconds=15)}
+"""Owner and retries of the collect and setup DAGs (one retry: a collect step is idempotent)."""
+
+__all__ = [
+    "DEFAULT_ARGS",
+    "OWNER",
+    "START",
+    "build_collect_dag",
+    "build_setup_dag",
+    "smoke_dag_args",
+    "topic_asset",
+]
 
 
-def topic_asset(config: IngestConfig, topic: str) -> Asset:
-    """The Asset that load DAGs listen to: one per Kafka topic."""
-    return Asset(uri=f"kafka://{config.kafka.bootstrap_servers}/{topic}", name=f"spot_topic_{topic}")
+def smoke_dag_args() -> dict[str, Any]:
+    """The shared header of the smoke DAGs (each is triggered by hand, ``schedule=None``): no retries."""
+    return {
+        "start_date": START,
+        "catchup": False,
+        "tags": ["spot", "smoke"],
+        "default_args": {"owner": OWNER, "retries": 0},
+    }
 
 
 def build_collect_dag(config: IngestConfig, name: str) -> DAG:
@@ -28,28 +47,31 @@ def build_collect_dag(config: IngestConfig, name: str) -> DAG:
     pipeline = config.pipelines[name]
     topic = pipeline.topic or f"spot-{name}"
     asset = topic_asset(config, topic)
+    folder = collector_asset(config, name)
     patterns = ", ".join(f"`{p}`" for p in pipeline.supported_files or [])
     doc = f"""
 ### Collect `{name}` ({pipeline.type})
 
-Watches `{pipeline.collector_path}` for files matching {patterns}
-(recursive: {pipeline.recursive}). Each ready file (stable for `stable_seconds`) is dissected, its original
+Runs when the watcher of asset `{folder.name}` (the triggerer polls `{pipeline.collector_path}` every
+{config.ingestion_interval} s) sees new complete files matching {patterns} (recursive: {pipeline.recursive}),
+or when triggered by hand. Each ready file (stable for `stable_seconds`) is dissected, its original
 is stored and verified in HDFS under `{config.hdfs_app_path}/{pipeline.type}/binary/YYYYMMDD/HH/`, its rows
 are published to Kafka topic `{topic}` (inline Avro under {config.kafka.inline_limit_bytes} CSV bytes, else
 an HDFS pointer), and the file is recorded as done in the ledger `{pipeline.local_staging}/ledger.sqlite3`.
 At most {config.collector_processes} files at once. A run that sees no ready file within `max_wait_seconds`
-ends as skipped. Quarantined lines: `{pipeline.local_staging}/quarantine/`; undelivered segments:
+ends as skipped (a run started by the watcher waits at most `stable_seconds` + 3 polls: its files were
+ready when it fired). Quarantined lines: `{pipeline.local_staging}/quarantine/`; undelivered segments:
 `{pipeline.local_staging}/failed/`.
 """
     with DAG(
         dag_id=f"spot_collect_{name}",
-        schedule="@continuous",
+        schedule=[folder],
         max_active_runs=1,
         start_date=START,
         catchup=False,
         tags=["spot", "collect", pipeline.type],
         doc_md=doc,
-        default_args={"retries": 1, "retry_delay": timedelta(seconds=15)},
+        default_args=DEFAULT_ARGS,
         params={
             "max_wait_seconds": Param(pipeline.max_wait_seconds, type="number", minimum=0),
             "stable_seconds": Param(pipeline.stable_seconds, type="number", minimum=0),
@@ -96,6 +118,7 @@ def build_setup_dag(config: IngestConfig) -> DAG:
         start_date=START,
         catchup=False,
         tags=["spot", "setup"],
+        default_args=DEFAULT_ARGS,
         doc_md="""
 ### Set up Spot's topics, folders and tables
 

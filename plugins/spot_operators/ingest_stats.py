@@ -27,6 +27,7 @@ from spot_operators.config import IngestConfig, PipelineConfig
 from spot_operators.detection import CollectorPathError, path_text, scan_directory
 from spot_operators.hql import quote_identifier
 from spot_operators.ledger import FileLedger, FileRecord, LedgerError, State
+from spot_operators.ledger import ledger_path as collect_ledger_path
 
 __all__ = [
     "CHART_HOURS",
@@ -124,8 +125,8 @@ def _hour_floor(epoch: float) -> float:
 
 
 def ledger_path(pipeline: PipelineConfig) -> Path:
-    """Where the collect step keeps the pipeline's ledger (see ``spot_operators.collect``)."""
-    return pipeline.local_staging / "ledger.sqlite3"
+    """Where the collect step keeps the pipeline's ledger."""
+    return collect_ledger_path(pipeline.local_staging)
 
 
 def _int(value: Any) -> int:

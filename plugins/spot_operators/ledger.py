@@ -638,3 +638,28 @@ class FileLedger:
             finally:
                 con.execute("COMMIT")
         return [v for v in wanted if v not in done]
+
+
+LEDGER_FILE_NAME = "ledger.sqlite3"
+
+
+def ledger_path(local_staging: Path) -> Path:
+    """A pipeline's collect ledger lives next to its staging data (same machine as the collector)."""
+    return Path(local_staging) / LEDGER_FILE_NAME
+
+
+def settled_keys(ledger: FileLedger, pipeline: str, max_attempts: int) -> list[str]:
+    """``path|size|mtime_ns`` keys of files a watcher must not report again.
+
+    Done files (so ``post_ingest: keep`` originals are not collected twice) and files that failed
+    ``max_attempts`` times (left alone until an operator resets them).
+    """
+    from spot_operators.detection import FileSnapshot
+
+    keys = []
+    for record in ledger.records(pipeline=pipeline):
+        exhausted = record.state == State.FAILED and record.attempts >= max_attempts
+        if record.state == State.DONE or exhausted:
+            v = record.version
+            keys.append(FileSnapshot(v.path, v.size, v.mtime_ns).key)
+    return keys

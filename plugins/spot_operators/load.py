@@ -144,21 +144,22 @@ def hours_to_compact(
     return chosen
 
 
-def hive_count_sql(database: str, table: str, hours: Sequence[Hour], string_partitions: bool) -> list[str]:
-    """``SELECT y, m, d, h, COUNT(*)`` for the given hours, 50 hours per statement."""
+def hive_count_sql(database: str, data_type: str, hours: Sequence[Hour]) -> list[str]:
+    """``SELECT y, m, d, h, COUNT(*)`` of ``<database>.<data_type>`` for the given hours, 50 per statement.
+
+    Hours are validated by :class:`~spot_operators.hql.HourPartition`, which also quotes the proxy
+    table's string partitions.
+    """
+    from spot_operators.hql import HourPartition, quote_identifier
+    from spot_operators.tables import TABLES
+
+    spec = TABLES[data_type]
+    target = f"{quote_identifier(database)}.{quote_identifier(spec.name)}"
     statements = []
     for start in range(0, len(hours), 50):
-        clauses = []
-        for hour in hours[start : start + 50]:
-            for value in hour:
-                if not value.isdigit():
-                    raise ValueError(f"hour partition values must be digits, got {hour!r}")
-            values = [f"'{v}'" if string_partitions else str(int(v)) for v in hour]
-            clauses.append(
-                "(" + " AND ".join(f"`{k}` = {v}" for k, v in zip("ymdh", values, strict=True)) + ")"
-            )
+        clauses = [f"({HourPartition.of(tuple(hour)).where(spec)})" for hour in hours[start : start + 50]]
         statements.append(
-            f"SELECT `y`, `m`, `d`, `h`, COUNT(*) FROM `{database}`.`{table}` "
+            f"SELECT `y`, `m`, `d`, `h`, COUNT(*) FROM {target} "
             f"WHERE {' OR '.join(clauses)} GROUP BY `y`, `m`, `d`, `h`"
         )
     return statements

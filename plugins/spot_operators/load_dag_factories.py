@@ -11,11 +11,12 @@ from typing import Any
 from airflow.sdk import DAG, AssetAny, AssetOrTimeSchedule, CronTriggerTimetable, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from spot_operators.assets import table_asset, topic_asset
 from spot_operators.config import IngestConfig
-from spot_operators.dag_factories import START, topic_asset
+from spot_operators.dag_factories import START
 from spot_operators.load import LISTENER_APP, hours_written, listener_plans, spark_conf
 from spot_operators.operators.hive import HiveQueryOperator
-from spot_operators.operators.spark_app import SparkApplicationOperator
+from spot_operators.operators.listener import SparkListenerOperator
 
 RESULT_PLACEHOLDER = "{result_file}"
 
@@ -24,6 +25,7 @@ def build_load_dag(config: IngestConfig, data_type: str) -> DAG:
     """``spot_load_<type>``: listener micro-batch per topic -> register/compact hours -> reconcile."""
     plans = listener_plans(config, data_type)
     assets = [topic_asset(config, p.topic) for p in plans]
+    tables = [table_asset(config, data_type), table_asset(config, "quarantine")]
     table = f"{config.dbname}.{data_type}"
     topics = ", ".join(f"`{p.topic}`" for p in plans)
     doc = f"""
@@ -44,7 +46,8 @@ schedule `{config.load.schedule}` (UTC).
    and after).
 4. `reconcile`: for every file of this run, rows loaded + quarantined must equal rows published, and
    Hive's `COUNT(*)` per hour must equal the load log's sum; files not fully loaded yet are retried,
-   mismatches fail the run with a report.
+   mismatches fail the run with a report. Success updates the assets `{table}` and
+   `{config.dbname}.quarantine` with the summary.
 """
     with DAG(
         dag_id=f"spot_load_{data_type}",
@@ -71,7 +74,7 @@ schedule `{config.load.schedule}` (UTC).
         idle = continuous_listener_idle()
         listens = []
         for plan in plans:
-            listen = SparkApplicationOperator(
+            listen = SparkListenerOperator(
                 task_id=f"listen_{plan.task_suffix}",
                 application=str(LISTENER_APP),
                 application_args=plan.application_args(config, "availableNow", RESULT_PLACEHOLDER),
@@ -132,9 +135,14 @@ schedule `{config.load.schedule}` (UTC).
         compaction: Any = plan_compaction(planned)
         compact = HiveQueryOperator(task_id="compact_partitions", hql=compaction["hql"])
 
-        @task(retries=3, retry_delay=timedelta(seconds=60))
-        def reconcile(planned: dict[str, Any], triggering_asset_events: Any = None) -> dict[str, Any]:
-            """Rows loaded + quarantined == rows published per file; Hive's counts == the load log's."""
+        @task(retries=3, retry_delay=timedelta(seconds=60), outlets=tables)
+        def reconcile(
+            planned: dict[str, Any], triggering_asset_events: Any = None, outlet_events: Any = None
+        ) -> dict[str, Any]:
+            """Rows loaded + quarantined == rows published per file; Hive's counts == the load log's.
+
+            Success updates the table assets (the rows are in Hive and checked), with the summary.
+            """
             from airflow.providers.apache.hdfs.hooks.webhdfs import WebHDFSHook
             from airflow.providers.apache.hive.hooks.hive import HiveServer2Hook
 
@@ -164,7 +172,10 @@ schedule `{config.load.schedule}` (UTC).
                     f"{len(report.pending)} file(s) not fully loaded yet (retrying):\n"
                     + "\n".join(report.pending)
                 )
-            return report.summary()
+            summary = report.summary()
+            if outlet_events is not None:
+                outlet_events[tables[0]].extra = summary
+            return summary
 
         register >> compaction
         compact >> reconcile(planned)
@@ -203,7 +214,7 @@ both share the checkpoint, so no row is loaded twice.
         },
     ) as dag:
         for plan in plans:
-            SparkApplicationOperator(
+            SparkListenerOperator(
                 task_id=f"listen_{plan.task_suffix}",
                 application=str(LISTENER_APP),
                 application_args=plan.application_args(config, "continuous", register=True),
@@ -211,5 +222,7 @@ both share the checkpoint, so no row is loaded twice.
                 name=f"spot-listener-{data_type}-{plan.task_suffix}",
                 driver_memory=config.spark_streaming.driver_memory or "1g",
                 app_timeout=None,
+                # For the asset graph: each batch writes these tables (an event only if the app ends).
+                outlets=[table_asset(config, data_type), table_asset(config, "quarantine")],
             )
     return dag

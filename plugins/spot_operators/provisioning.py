@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
+import sys
+from collections.abc import Sequence
 from typing import Any
 
-from spot_operators.config import IngestConfig
+from spot_operators.config import IngestConfig, load_ingest_config
 from spot_operators.layout import hdfs_folders, local_folders
 
 log = logging.getLogger(__name__)
@@ -51,3 +54,32 @@ def ensure_local_folders(config: IngestConfig) -> list[str]:
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     return [str(f) for f in folders]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m spot_operators.provisioning topics``: what ``scripts/stack.sh up`` runs.
+
+    The stack creates the config's topics as it creates its HDFS folders, so the UI, the demo and the
+    tests find them on a fresh stack without running ``spot_setup`` first (which stays the way to
+    provision a real cluster).
+    """
+    from confluent_kafka.admin import AdminClient
+
+    parser = argparse.ArgumentParser(prog="python -m spot_operators.provisioning", description=__doc__)
+    parser.add_argument("what", choices=("topics",))
+    parser.add_argument("--config", default=None, help="ingest_conf.json (default: SPOT_INGEST_CONF)")
+    parser.add_argument("--bootstrap", default=None, help="host:port (default: the config's kafka)")
+    args = parser.parse_args(argv)
+    config = load_ingest_config(args.config)
+    admin = AdminClient({"bootstrap.servers": args.bootstrap or config.kafka.bootstrap_servers})
+    try:
+        outcome = ensure_topics(admin, config)
+    except Exception as exc:
+        print(f"cannot create the Kafka topics: {exc}", file=sys.stderr)
+        return 1
+    print(", ".join(f"{topic} {state}" for topic, state in sorted(outcome.items())))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -52,6 +52,41 @@ def test_every_dag_is_tagged_and_documented(dagbag) -> None:  # type: ignore[no-
         assert dag.doc_md and len(dag.doc_md.strip()) > 40, f"{dag_id} has no doc_md"
 
 
+def test_every_dag_has_an_owner_and_explicit_retries(dagbag) -> None:  # type: ignore[no-untyped-def]
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.default_args.get("owner") == "spot", f"{dag_id} has no owner in default_args"
+        assert "retries" in dag.default_args, f"{dag_id} leaves retries to the Airflow default"
+
+
+def test_asset_graph_is_folder_collect_topic_load_table(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """What the UI's asset graph draws: collector folder -> collect -> topic -> load -> table."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from spot_operators.config import load_ingest_config
+
+    def edges(dag_id: str) -> set[tuple[str, str, str]]:
+        serialized = DagSerialization.to_dict(dagbag.get_dag(dag_id))["dag"]
+        return {(d["source"], d["target"], d["label"]) for d in serialized.get("dag_dependencies", [])}
+
+    config = load_ingest_config()
+    for name, pipeline in config.pipelines.items():
+        if pipeline.message_format != "ingest_v1":
+            continue
+        topic = pipeline.topic or f"spot-{name}"
+        collect, load = f"spot_collect_{name}", f"spot_load_{pipeline.type}"
+        assert edges(collect) == {
+            ("asset", collect, f"spot_collector_{name}"),
+            (collect, "asset", f"spot_topic_{topic}"),
+        }
+        assert ("asset", load, f"spot_topic_{topic}") in edges(load)
+        assert (load, "asset", f"{config.dbname}.{pipeline.type}") in edges(load)
+        assert (load, "asset", f"{config.dbname}.quarantine") in edges(load)
+        (asset,) = dagbag.get_dag(collect).timetable.asset_condition.objects
+        assert asset.uri == f"file://{pipeline.collector_path.resolve()}"
+        (watcher,) = asset.watchers
+        assert type(watcher.trigger).__name__ == "CollectorFolderWatchTrigger"
+
+
 def test_no_cycles(dagbag) -> None:  # type: ignore[no-untyped-def]
     for dag_id, dag in dagbag.dags.items():
         # A topological sort fails on a cycle; every task must be reached exactly once.

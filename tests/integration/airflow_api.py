@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,13 +13,51 @@ import httpx
 TERMINAL = {"success", "failed"}
 
 
-class AirflowApi:
-    """Talks to the stack's api-server; gets a token the way the UI does (simple auth manager)."""
+def all_admins() -> bool:
+    """Whether the stack's simple auth manager runs without logins (every visitor is admin)."""
+    return os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "False").lower() == "true"
 
-    def __init__(self) -> None:
-        host = os.environ.get("SPOT_BIND_HOST", "127.0.0.1")
-        self.base = f"http://{host}:{os.environ['SPOT_AIRFLOW_PORT']}"
-        token = httpx.get(f"{self.base}/auth/token", timeout=30).json()["access_token"]
+
+def credentials(user: str = "admin") -> tuple[str, str]:
+    """A UI login: ``SPOT_AIRFLOW_USER``/``SPOT_AIRFLOW_PASSWORD``, else the stack's passwords file."""
+    if user == "admin" and os.environ.get("SPOT_AIRFLOW_USER") and os.environ.get("SPOT_AIRFLOW_PASSWORD"):
+        return os.environ["SPOT_AIRFLOW_USER"], os.environ["SPOT_AIRFLOW_PASSWORD"]
+    path = Path(
+        os.environ.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE")
+        or Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
+    )
+    if not path.is_file():
+        raise AssertionError(f"no password for {user!r}: {path} is missing (scripts/stack.sh up writes it)")
+    passwords = json.loads(path.read_text())
+    if user not in passwords:
+        raise AssertionError(f"{path} has no password for {user!r}; users: {sorted(passwords)}")
+    return user, str(passwords[user])
+
+
+def base_url() -> str:
+    return f"http://{os.environ.get('SPOT_BIND_HOST', '127.0.0.1')}:{os.environ['SPOT_AIRFLOW_PORT']}"
+
+
+def access_token(user: str = "admin") -> str:
+    """A JWT as the UI gets it: POST /auth/token with a login (GET without one in all-admins mode)."""
+    if all_admins():
+        response = httpx.get(f"{base_url()}/auth/token", timeout=30)
+    else:
+        name, password = credentials(user)
+        response = httpx.post(
+            f"{base_url()}/auth/token", json={"username": name, "password": password}, timeout=30
+        )
+    if response.status_code >= 400:
+        raise AssertionError(f"login as {user!r} refused: {response.status_code} {response.text[:300]}")
+    return str(response.json()["access_token"])
+
+
+class AirflowApi:
+    """Talks to the stack's api-server with a user's token (simple auth manager)."""
+
+    def __init__(self, user: str = "admin") -> None:
+        self.base = base_url()
+        token = access_token(user)
         self.client = httpx.Client(
             base_url=f"{self.base}/api/v2", headers={"Authorization": f"Bearer {token}"}, timeout=30
         )

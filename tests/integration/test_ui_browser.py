@@ -11,7 +11,6 @@ page equal ``/spot-ingest/api/summary`` and grew by the file. Screenshots go to
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -26,7 +25,7 @@ import pytest
 
 from spot_operators.config import load_ingest_config
 
-from .airflow_api import AirflowApi
+from .airflow_api import AirflowApi, all_admins, base_url, credentials
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW_SAMPLE = ROOT.parent / "shared" / "data" / "flow" / "nfcapd.202301251836"
@@ -56,19 +55,7 @@ RUN_TIMEOUT = float(os.environ.get("SPOT_UI_TEST_RUN_TIMEOUT", "600"))
 
 
 def _base() -> str:
-    return f"http://{os.environ.get('SPOT_BIND_HOST', '127.0.0.1')}:{os.environ['SPOT_AIRFLOW_PORT']}"
-
-
-def _credentials() -> tuple[str, str]:
-    """A login for the simple auth manager when it is not in all-admins mode (env first, then its file)."""
-    user, password = os.environ.get("SPOT_AIRFLOW_USER"), os.environ.get("SPOT_AIRFLOW_PASSWORD")
-    if user and password:
-        return user, password
-    generated = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
-    if generated.is_file():
-        first_user, first_password = next(iter(json.loads(generated.read_text()).items()))
-        return str(first_user), str(first_password)
-    pytest.fail("the UI asks for a login: set SPOT_AIRFLOW_USER and SPOT_AIRFLOW_PASSWORD")
+    return base_url()
 
 
 def _summary(api: AirflowApi) -> dict[str, Any]:
@@ -117,8 +104,11 @@ def _open_ui(page: Any) -> None:
         "document.querySelector('input[type=password]')"
     )
     password_field = page.locator("input[type=password]")
+    if not all_admins():
+        assert password_field.count(), "the stack requires a login, but the UI showed no login form"
+        _shot(page, "00-login")
     if password_field.count():
-        user, password = _credentials()
+        user, password = credentials("admin")
         page.locator("input:not([type=password]):not([type=hidden])").first.fill(user)
         password_field.fill(password)
         page.get_by_role("button", name=re.compile(r"sign in|log ?in", re.IGNORECASE)).click()
@@ -137,9 +127,9 @@ def _fill_number_param(dialog: Any, name: str, value: str) -> None:
 def _trigger_with_form(page: Any, api: AirflowApi, run_id: str, params: dict[str, str]) -> None:
     """Trigger through the form with its "Unpause on trigger" box ticked (a paused DAG runs nothing).
 
-    Unpausing a ``@continuous`` DAG also lets the scheduler start its own run, which may collect the
-    file before ours (then ours finds nothing and ends skipped, still a success): the test checks the
-    file through the ledger numbers, whichever run collected it.
+    Unpausing also starts the folder watcher, whose run may collect the file before ours (then ours
+    finds nothing and ends skipped, still a success): the test checks the file through the ledger
+    numbers, whichever run collected it (test_collect_watcher covers the watcher's own run).
     """
     page.goto(f"{_base()}/dags/{DAG_ID}", wait_until="domcontentloaded")
     page.get_by_test_id("trigger-dag-button").click()
@@ -190,15 +180,15 @@ def _wait_for_success_in_ui(page: Any, api: AirflowApi, run_id: str) -> None:
 def _end_leftover_runs(api: AirflowApi, ours: str, *, others: bool) -> None:
     """End our run if the test gave up on it, and (``others``) the idle runs unpausing started.
 
-    Unpausing a ``@continuous`` DAG makes the scheduler start runs that wait for files; once the DAG
-    is paused again they would only hold a slot until ``max_wait_seconds``.
+    Unpausing lets the folder watcher start runs; once the DAG is paused again they would only hold
+    a slot until their wait ends.
     """
     runs = api.get(f"/dags/{DAG_ID}/dagRuns", limit=50, order_by="-run_after")["dag_runs"]
     for run in runs:
         if run["state"] not in ("queued", "running"):
             continue
         mine = run["dag_run_id"] == ours
-        started_by_unpausing = others and run["run_type"] == "scheduled"
+        started_by_unpausing = others and run["run_type"] == "asset_triggered"
         if not (mine or started_by_unpausing):
             continue
         api.client.patch(
@@ -226,13 +216,6 @@ def test_trigger_collect_in_the_ui_and_read_the_ingest_page(browser_page: Any) -
         errors = api.get("/importErrors")["import_errors"]
         pytest.fail(f"{DAG_ID} is deactivated by import errors: {[e['filename'] for e in errors]}")
     was_paused = bool(dag["is_paused"])
-    # On a fresh stack nothing has run spot_setup yet: the pipeline's topic must exist (the broker does
-    # not auto-create topics), as spot_setup's create_topics task would make it.
-    from airflow.providers.apache.kafka.hooks.client import KafkaAdminClientHook
-
-    from spot_operators.provisioning import ensure_topics
-
-    ensure_topics(KafkaAdminClientHook(kafka_config_id="spot_kafka").get_conn, load_ingest_config())
     started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     before = _pipeline(_summary(api))
 

@@ -94,15 +94,14 @@ def test_only_closed_hours_with_many_files_are_compacted() -> None:
 
 
 def test_hive_count_sql_quotes_proxy_partitions_and_rejects_odd_values() -> None:
-    (flow,) = hive_count_sql("spot", "flow", [("2023", "1", "25", "18")], string_partitions=False)
+    (flow,) = hive_count_sql("spot", "flow", [("2023", "1", "25", "18")])
+    assert flow.startswith("SELECT `y`, `m`, `d`, `h`, COUNT(*) FROM `spot`.`flow` WHERE ")
     assert "(`y` = 2023 AND `m` = 1 AND `d` = 25 AND `h` = 18)" in flow
-    (proxy,) = hive_count_sql("spot", "proxy", [("2024", "03", "22", "16")], string_partitions=True)
+    (proxy,) = hive_count_sql("spot", "proxy", [("2024", "03", "22", "16")])
     assert "(`y` = '2024' AND `m` = '03' AND `d` = '22' AND `h` = '16')" in proxy
-    assert (
-        len(hive_count_sql("spot", "flow", [("2023", "1", "1", str(h % 24)) for h in range(120)], False)) == 3
-    )
-    with pytest.raises(ValueError, match="digits"):
-        hive_count_sql("spot", "flow", [("2023", "1", "1", "1 OR 1=1")], False)
+    assert len(hive_count_sql("spot", "flow", [("2023", "1", "1", str(h % 24)) for h in range(120)])) == 3
+    with pytest.raises(ValueError, match="invalid hour partition"):
+        hive_count_sql("spot", "flow", [("2023", "1", "1", "1 OR 1=1")])
 
 
 def test_a_topic_carries_one_message_format(tmp_path: Path) -> None:

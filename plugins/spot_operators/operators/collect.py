@@ -35,8 +35,7 @@ class CollectFileOperator(BaseOperator):
         from spot_operators.collect import collect_file
         from spot_operators.detection import FileSnapshot
         from spot_operators.hooks.kafka import IdempotentProducerHook
-        from spot_operators.ledger import FileLedger
-        from spot_operators.sensors.collector import ledger_path
+        from spot_operators.ledger import FileLedger, ledger_path
 
         config = load_ingest_config()
         pipeline = config.pipelines[self.pipeline]

@@ -15,6 +15,7 @@ from typing import Any
 
 from spot_operators.config import IngestConfig
 from spot_operators.layout import hdfs_type_root
+from spot_operators.ledger import ledger_path
 from spot_operators.load import hive_count_sql
 from spot_operators.reconcile import (
     Hour,
@@ -24,7 +25,6 @@ from spot_operators.reconcile import (
     load_log_entries,
     reconcile,
 )
-from spot_operators.tables import TABLES
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def published_from_ledgers(config: IngestConfig, data_type: str) -> dict[str, Pu
 
     published: dict[str, PublishedFile] = {}
     for pipeline in config.pipelines_of_type(data_type).values():
-        path = pipeline.local_staging / "ledger.sqlite3"
+        path = ledger_path(pipeline.local_staging)
         if not path.exists():
             continue
         for record in FileLedger(path).records(pipeline=pipeline.name):
@@ -80,10 +80,8 @@ def published_from_ledgers(config: IngestConfig, data_type: str) -> dict[str, Pu
 
 def hive_counts(hook: Any, database: str, data_type: str, hours: list[Hour]) -> dict[Hour, int]:
     """``COUNT(*)`` per hour partition through HiveServer2."""
-    table = TABLES[data_type]
-    string_partitions = all(t.upper() == "STRING" for _, t in table.partitions)
     counts: dict[Hour, int] = {}
-    for statement in hive_count_sql(database, table.name, hours, string_partitions):
+    for statement in hive_count_sql(database, data_type, hours):
         for y, m, d, h, n in hook.get_records(statement):
             counts[(str(y), str(m), str(d), str(h))] = int(n)
     return counts

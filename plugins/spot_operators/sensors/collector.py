@@ -10,25 +10,20 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException
 
 from spot_operators.config import load_ingest_config
-from spot_operators.detection import FileSnapshot
-from spot_operators.ledger import FileLedger, State
+from spot_operators.ledger import FileLedger, ledger_path, settled_keys
 from spot_operators.triggers.collector import CollectorFilesTrigger
 
-
-def ledger_path(local_staging: Any) -> Any:
-    """The pipeline's ledger lives next to its staging data (same machine as the collector)."""
-    return local_staging / "ledger.sqlite3"
+WATCHER_RUN_TYPES = frozenset({"asset_triggered"})
 
 
-def settled_keys(ledger: FileLedger, pipeline: str, max_attempts: int) -> list[str]:
-    """Files the trigger must not report: done ones, and ones that failed ``max_attempts`` times."""
-    keys = []
-    for record in ledger.records(pipeline=pipeline):
-        exhausted = record.state == State.FAILED and record.attempts >= max_attempts
-        if record.state == State.DONE or exhausted:
-            v = record.version
-            keys.append(FileSnapshot(v.path, v.size, v.mtime_ns).key)
-    return keys
+def watcher_run_wait(max_wait: float, stable_seconds: float, poll_interval: float) -> float:
+    """How long a run started by the folder watcher waits: its files were ready when it fired.
+
+    ``stable_seconds`` plus three polls covers a file the trigger saw settle; a run that finds
+    nothing (another run took the files) then ends soon instead of holding the DAG's only active
+    run for ``max_wait_seconds``.
+    """
+    return min(max_wait, stable_seconds + 3 * poll_interval)
 
 
 class CollectorFilesSensor(BaseOperator):
@@ -69,6 +64,9 @@ class CollectorFilesSensor(BaseOperator):
         stable = (
             float(self.stable_seconds) if self.stable_seconds not in (None, "") else pipeline.stable_seconds
         )
+        dag_run = context.get("dag_run")
+        if str(getattr(dag_run, "run_type", "")) in WATCHER_RUN_TYPES:
+            max_wait = watcher_run_wait(max_wait, stable, config.ingestion_interval)
         self.log.info(
             "waiting up to %ss for files in %s (stable for %ss; %d already ingested or given up)",
             max_wait,

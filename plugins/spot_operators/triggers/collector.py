@@ -9,18 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
 from spot_operators.detection import (
     CollectorPathError,
     FileSnapshot,
     ScanProblem,
     compile_matcher,
+    path_text,
     ready_files,
     scan_directory,
 )
@@ -37,6 +38,36 @@ class _Poll:
     problems: list[ScanProblem]
     done: int
     in_progress: int
+
+
+def _poll_folder(
+    collector_path: str, recursive: bool, matches: Callable[[str], bool], exclude: Iterable[str]
+) -> _Poll:
+    """Scan ``collector_path`` and drop the files whose key is in ``exclude`` (blocking I/O)."""
+    scan = scan_directory(Path(collector_path), recursive=recursive, matches=matches)
+    excluded = set(exclude)
+    candidates = {p: s for p, s in scan.files.items() if s.key not in excluded}
+    return _Poll(
+        candidates=candidates,
+        problems=scan.problems,
+        done=len(scan.files) - len(candidates),
+        in_progress=scan.skipped_in_progress,
+    )
+
+
+def _check_timing(poll_interval: float, stable_seconds: float) -> None:
+    """Fail in the task that builds the trigger, not later in the triggerer."""
+    if poll_interval <= 0:
+        raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
+    if stable_seconds < 0:
+        raise ValueError(f"stable_seconds must be >= 0, got {stable_seconds}")
+
+
+def _next_delay(poll_interval: float, stable_seconds: float, settling: int) -> float:
+    """``poll_interval``, or sooner while files settle so start-up files need not wait a full one."""
+    if not settling:
+        return poll_interval
+    return min(poll_interval, max(stable_seconds, MIN_SETTLE_DELAY))
 
 
 class CollectorFilesTrigger(BaseTrigger):
@@ -80,10 +111,7 @@ class CollectorFilesTrigger(BaseTrigger):
         max_files: int = 1000,
     ) -> None:
         super().__init__()
-        if poll_interval <= 0:
-            raise ValueError(f"poll_interval must be > 0, got {poll_interval}")
-        if stable_seconds < 0:
-            raise ValueError(f"stable_seconds must be >= 0, got {stable_seconds}")
+        _check_timing(poll_interval, stable_seconds)
         if max_wait_seconds < 0:
             raise ValueError(f"max_wait_seconds must be >= 0, got {max_wait_seconds}")
         if max_files < 1:
@@ -118,21 +146,10 @@ class CollectorFilesTrigger(BaseTrigger):
 
     def _poll(self) -> _Poll:
         """Scan and drop done files; blocking file-system work, run in a thread by :meth:`run`."""
-        scan = scan_directory(Path(self.collector_path), recursive=self.recursive, matches=self._matches)
-        excluded = set(self.exclude)
-        candidates = {p: s for p, s in scan.files.items() if s.key not in excluded}
-        return _Poll(
-            candidates=candidates,
-            problems=scan.problems,
-            done=len(scan.files) - len(candidates),
-            in_progress=scan.skipped_in_progress,
-        )
+        return _poll_folder(self.collector_path, self.recursive, self._matches, self.exclude)
 
     def _next_delay(self, settling: int) -> float:
-        """``poll_interval``, or sooner while files settle so start-up files need not wait a full one."""
-        if not settling:
-            return self.poll_interval
-        return min(self.poll_interval, max(self.stable_seconds, MIN_SETTLE_DELAY))
+        return _next_delay(self.poll_interval, self.stable_seconds, settling)
 
     def _event(self, status: str, started: float, polls: int, **extra: Any) -> TriggerEvent:
         return TriggerEvent(
@@ -201,3 +218,116 @@ class CollectorFilesTrigger(BaseTrigger):
             previous = poll.candidates
             # Never sleep past the deadline: the last scan happens at max_wait_seconds.
             await asyncio.sleep(min(self._next_delay(settling), self.max_wait_seconds - elapsed))
+
+
+class CollectorFolderWatchTrigger(BaseEventTrigger):
+    """Event-driven scheduling of a collect DAG: fire when new complete files sit in the folder.
+
+    Used through an :class:`~airflow.sdk.AssetWatcher` on the pipeline's collector-folder asset, so
+    the asset graph shows *collector folder -> collect DAG -> topic -> load DAG -> table*, and runs
+    start only when there is something to collect. Unlike :class:`CollectorFilesTrigger` it never
+    stops: after an event it keeps watching. A file is announced once per triggerer process (its
+    ``path|size|mtime_ns`` key is remembered while the file stays); files the ledger holds as done or
+    given up are never announced, so a folder of kept originals does not start runs in a loop. After
+    a triggerer restart a file still waiting is announced again, which at worst starts a run that
+    finds the file already claimed and skips.
+
+    Event payload: ``{"pipeline", "collector_path", "new_files", "files": [base names, at most 20]}``.
+    A missing or unreadable folder is logged and watched again at the next poll: a watcher that died
+    would silently stop the pipeline.
+    """
+
+    def __init__(
+        self,
+        pipeline: str,
+        collector_path: str,
+        patterns: list[str],
+        ledger_path: str,
+        recursive: bool = False,
+        poll_interval: float = 10.0,
+        stable_seconds: float = 30.0,
+        max_attempts: int = 3,
+    ) -> None:
+        super().__init__()
+        _check_timing(poll_interval, stable_seconds)
+        self.pipeline = pipeline
+        self.collector_path = str(collector_path)
+        self.patterns = list(patterns)
+        self.ledger_path = str(ledger_path)
+        self.recursive = bool(recursive)
+        self.poll_interval = float(poll_interval)
+        self.stable_seconds = float(stable_seconds)
+        self.max_attempts = int(max_attempts)
+        self._matches: Callable[[str], bool] = compile_matcher(self.patterns)
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "pipeline": self.pipeline,
+                "collector_path": self.collector_path,
+                "patterns": list(self.patterns),
+                "ledger_path": self.ledger_path,
+                "recursive": self.recursive,
+                "poll_interval": self.poll_interval,
+                "stable_seconds": self.stable_seconds,
+                "max_attempts": self.max_attempts,
+            },
+        )
+
+    def _settled(self) -> list[str]:
+        """Keys of files the ledger holds as done or given up (none before the first collect)."""
+        from spot_operators.ledger import FileLedger, settled_keys
+
+        if not Path(self.ledger_path).exists():
+            return []
+        return settled_keys(FileLedger(self.ledger_path), self.pipeline, self.max_attempts)
+
+    def _poll(self) -> _Poll:
+        return _poll_folder(self.collector_path, self.recursive, self._matches, self._settled())
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        previous: dict[str, FileSnapshot] = {}
+        announced: set[str] = set()
+        failing = ""
+        while True:
+            try:
+                poll = await asyncio.to_thread(self._poll)
+            except Exception as exc:  # a folder or ledger problem must not end the watch
+                message = f"{type(exc).__name__}: {exc}"
+                if message != failing:
+                    self.log.error(
+                        "pipeline %s: cannot watch %s: %s", self.pipeline, self.collector_path, message
+                    )
+                failing = message
+                await asyncio.sleep(self.poll_interval)
+                continue
+            if failing:
+                self.log.info("pipeline %s: watching %s again", self.pipeline, self.collector_path)
+                failing = ""
+            ready = ready_files(
+                previous, poll.candidates, stable_seconds=self.stable_seconds, now_ns=time.time_ns()
+            )
+            # Forget files that left (collected and moved, or deleted): a new file may reuse the name.
+            announced &= {s.key for s in poll.candidates.values()}
+            new = [s for s in ready if s.key not in announced]
+            if new:
+                announced.update(s.key for s in new)
+                self.log.info(
+                    "pipeline %s: %d new ready file(s) in %s: %s",
+                    self.pipeline,
+                    len(new),
+                    self.collector_path,
+                    ", ".join(Path(s.path).name for s in new[:20]),
+                )
+                yield TriggerEvent(
+                    {
+                        "pipeline": self.pipeline,
+                        "collector_path": self.collector_path,
+                        "new_files": len(new),
+                        "files": [Path(path_text(s.path)).name for s in new[:20]],
+                    }
+                )
+            previous = poll.candidates
+            settling = len(poll.candidates) - len(ready)
+            await asyncio.sleep(_next_delay(self.poll_interval, self.stable_seconds, settling))

@@ -1,0 +1,130 @@
+"""Event-driven collect under the stack's real dag-processor, triggerer and scheduler.
+
+Unpausing ``spot_collect_flow_internals`` activates the watcher of its collector-folder asset (a
+``CollectorFolderWatchTrigger`` running in the triggerer). A NetFlow file dropped into the folder must
+produce an asset event naming it, an ``asset_triggered`` run that collects it (ledger: done), and the
+run's announcement on the topic asset. A second look shows the watcher does not start another run for
+the same file. Uses the stack's default config, like the UI test; the DAG is paused again afterwards.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spot_operators.config import load_ingest_config
+from spot_operators.ledger import FileLedger, State, ledger_path
+
+from .airflow_api import AirflowApi
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOW_SAMPLE = ROOT.parent / "shared" / "data" / "flow" / "nfcapd.202301251836"
+DAG_ID = "spot_collect_flow_internals"
+PIPELINE = "flow_internals"
+WAIT = 300.0
+
+
+def _asset_id(api: AirflowApi, name: str) -> int:
+    assets = api.get("/assets", name_pattern=name, limit=10)["assets"]
+    matching = [a for a in assets if a["name"] == name]
+    assert matching, f"asset {name} is not registered: {[a['name'] for a in assets]}"
+    return int(matching[0]["id"])
+
+
+def _events(api: AirflowApi, asset_id: int, since: str) -> list[dict[str, Any]]:
+    found = api.get("/assets/events", asset_id=asset_id, timestamp_gte=since, limit=100)
+    return list(found["asset_events"])
+
+
+def _announced_files(event: dict[str, Any]) -> list[str]:
+    return list(((event.get("extra") or {}).get("payload") or {}).get("files") or [])
+
+
+def _watcher_runs(api: AirflowApi, since: str) -> list[dict[str, Any]]:
+    runs = api.get(f"/dags/{DAG_ID}/dagRuns", limit=50, order_by="-run_after")["dag_runs"]
+    return [r for r in runs if r["run_type"] == "asset_triggered" and (r.get("queued_at") or "") >= since]
+
+
+def _end_runs(api: AirflowApi, runs: list[dict[str, Any]]) -> None:
+    for run in runs:
+        if run["state"] in ("queued", "running"):
+            api.client.patch(
+                f"/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}",
+                json={"state": "failed", "note": "ended by test_collect_watcher"},
+            )
+
+
+def test_a_dropped_file_starts_a_collect_run_through_the_folder_watcher() -> None:
+    if not FLOW_SAMPLE.is_file():
+        pytest.fail(f"sample {FLOW_SAMPLE} is missing")
+    api = AirflowApi()
+    dag = api.wait_for_dag(DAG_ID)
+    was_paused = bool(dag["is_paused"])
+    config = load_ingest_config()
+    pipeline = config.pipelines[PIPELINE]
+    folder_asset = _asset_id(api, f"spot_collector_{PIPELINE}")
+    since = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+    target = pipeline.collector_path / f"nfcapd.{datetime.now(UTC):%Y%m%d%H%M%S}"
+    hidden = pipeline.collector_path / f".{target.name}.{uuid.uuid4().hex[:6]}"
+    shutil.copyfile(FLOW_SAMPLE, hidden)
+    hidden.rename(target)  # appears whole, as nfcapd's rotation does
+    dropped = time.monotonic()
+    try:
+        api.client.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
+        deadline = dropped + WAIT
+        ours: list[dict[str, Any]] = []
+        while not ours:
+            events = _events(api, folder_asset, since)
+            ours = [
+                e for e in events if target.name in (e.get("extra") or {}).get("payload", {}).get("files", [])
+            ]
+            assert time.monotonic() < deadline, (
+                f"no watcher event for {target.name} within {WAIT:g}s: {events}"
+            )
+            time.sleep(3)
+        (event,) = ours
+        assert event["extra"]["from_trigger"] is True
+        assert event["extra"]["payload"]["pipeline"] == PIPELINE
+        announced = time.monotonic() - dropped
+
+        collected = None
+        while collected is None:
+            for run in _watcher_runs(api, since):
+                if run["state"] == "failed":
+                    pytest.fail(f"{run['dag_run_id']} failed: {api.task_states(DAG_ID, run['dag_run_id'])}")
+                if run["state"] == "success" and api.task_states(DAG_ID, run["dag_run_id"]).get(
+                    "announce"
+                ) == ("success"):
+                    collected = run
+            assert time.monotonic() < deadline, f"no successful watcher run: {_watcher_runs(api, since)}"
+            time.sleep(3)
+        summary = api.xcom(DAG_ID, collected["dag_run_id"], "announce")
+        assert [f["file"] for f in summary["published"]] == [target.name], summary
+        assert summary["rows"] == 3018, summary  # nfdump's count for the sample
+        records = [
+            r
+            for r in FileLedger(ledger_path(pipeline.local_staging)).records(pipeline=PIPELINE)
+            if r.version.path == str(target)
+        ]
+        assert [r.state for r in records] == [State.DONE], records
+        print(f"watcher event {announced:.1f}s after the drop; run {collected['dag_run_id']} collected it")
+
+        # The file stays (post_ingest: keep) but is done: the watcher starts no further run for it.
+        runs_before = {r["dag_run_id"] for r in _watcher_runs(api, since)}
+        time.sleep(max(3 * config.ingestion_interval, pipeline.stable_seconds) + 5)
+        again = [e for e in _events(api, folder_asset, since) if e["id"] != event["id"]]
+        assert not [e for e in again if target.name in _announced_files(e)], again
+        assert {r["dag_run_id"] for r in _watcher_runs(api, since)} == runs_before
+    finally:
+        if was_paused:
+            api.client.patch(f"/dags/{DAG_ID}", json={"is_paused": True})
+        _end_runs(api, _watcher_runs(api, since))
+        target.unlink(missing_ok=True)
+        hidden.unlink(missing_ok=True)
