@@ -369,22 +369,19 @@ def _json_of(response: httpx.Response, what: str) -> Any:
         raise SparkAppError(f"{what}: HTTP {response.status_code}, not JSON: {response.text[:500]}") from None
 
 
-class StandaloneRestClient:
-    """Spark standalone REST gateway (``spark.master.rest.enabled``; port 6066 by default).
+class _HttpClients:
+    """The sync (worker) and async (trigger) httpx clients of one REST endpoint.
 
-    Synchronous calls for the worker (submit, kill from ``on_kill``), async ones for the trigger.
     ``transport`` lets tests put an ``httpx.MockTransport`` in place of the network.
     """
 
     def __init__(
         self,
-        rest_url: str,
         *,
         verify: bool = True,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.rest_url = rest_url.rstrip("/")
         self.verify = verify
         self.timeout = timeout
         self.transport = transport
@@ -396,6 +393,24 @@ class StandaloneRestClient:
     def _async_client(self) -> httpx.AsyncClient:
         transport = self.transport if isinstance(self.transport, httpx.AsyncBaseTransport) else None
         return httpx.AsyncClient(timeout=self.timeout, verify=self.verify, transport=transport)
+
+
+class StandaloneRestClient(_HttpClients):
+    """Spark standalone REST gateway (``spark.master.rest.enabled``; port 6066 by default).
+
+    Synchronous calls for the worker (submit, kill from ``on_kill``), async ones for the trigger.
+    """
+
+    def __init__(
+        self,
+        rest_url: str,
+        *,
+        verify: bool = True,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(verify=verify, timeout=timeout, transport=transport)
+        self.rest_url = rest_url.rstrip("/")
 
     def create_url(self) -> str:
         return f"{self.rest_url}/v1/submissions/create"
@@ -432,7 +447,7 @@ class StandaloneRestClient:
         return parse_standalone_kill(_json_of(response, "standalone kill"))
 
 
-class YarnRmClient:
+class YarnRmClient(_HttpClients):
     """YARN ResourceManager REST API: application status and kill (submission is spark-submit's)."""
 
     def __init__(
@@ -444,22 +459,12 @@ class YarnRmClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        super().__init__(verify=verify, timeout=timeout, transport=transport)
         self.rm_url = rm_url.rstrip("/")
         self.user = user
-        self.verify = verify
-        self.timeout = timeout
-        self.transport = transport
 
     def _params(self) -> dict[str, str]:
         return {"user.name": self.user} if self.user else {}
-
-    def _client(self) -> httpx.Client:
-        transport = self.transport if isinstance(self.transport, httpx.BaseTransport) else None
-        return httpx.Client(timeout=self.timeout, verify=self.verify, transport=transport)
-
-    def _async_client(self) -> httpx.AsyncClient:
-        transport = self.transport if isinstance(self.transport, httpx.AsyncBaseTransport) else None
-        return httpx.AsyncClient(timeout=self.timeout, verify=self.verify, transport=transport)
 
     def app_url(self, app_id: str) -> str:
         return f"{self.rm_url}/ws/v1/cluster/apps/{app_id}"
