@@ -197,6 +197,19 @@ def _end_leftover_runs(api: AirflowApi, ours: str, *, others: bool) -> None:
         )
 
 
+def _check_asset_graph(page: Any, api: AirflowApi) -> None:
+    """The collector folder's asset page draws the whole path: folder -> collect -> topic -> load -> table."""
+    config = load_ingest_config()
+    pipeline = config.pipelines[PIPELINE]
+    name = f"spot_collector_{PIPELINE}"
+    (asset,) = [a for a in api.get("/assets", name_pattern=name)["assets"] if a["name"] == name]
+    page.goto(f"{_base()}/assets/{asset['id']}", wait_until="domcontentloaded")
+    topic = pipeline.topic or f"spot-{PIPELINE}"
+    for node in (name, DAG_ID, f"spot_topic_{topic}", f"spot_load_{pipeline.type}", f"{config.dbname}.flow"):
+        page.locator(".react-flow").get_by_text(node, exact=True).first.wait_for(timeout=60_000)
+    _shot(page, "05-asset-graph")
+
+
 def _read_page_numbers(frame: Any, name: str) -> dict[str, int]:
     values: dict[str, int] = {}
     for key, cell in CELL.items():
@@ -246,6 +259,7 @@ def test_trigger_collect_in_the_ui_and_read_the_ingest_page(browser_page: Any) -
         response = page.request.get(f"{_base()}/spot-ingest/api/summary")
         assert response.ok, response.status
         document = response.json()
+        _check_asset_graph(page, api)
     finally:
         target.unlink(missing_ok=True)
         if was_paused:

@@ -336,3 +336,28 @@ def test_trigger_can_be_copied_and_pickled(tmp_path: Path) -> None:
     write(tmp_path / "a.pcap", age=300)
     for clone in (copy.deepcopy(make(tmp_path)), pickle.loads(pickle.dumps(make(tmp_path)))):
         assert basenames(run(clone)) == ["a.pcap"]
+
+
+def test_ready_now_returns_the_event_run_would_fire_without_waiting(tmp_path: Path) -> None:
+    """What the sensor checks before deferring: stable files come back at once, young ones do not."""
+    write(tmp_path / "nfcapd.202401011200", b"123", age=300)
+    write(tmp_path / "young.pcap", b"x", age=0)
+    write(tmp_path / "done.pcap", b"d", age=300)
+    done_key = FileSnapshot.from_event(
+        {
+            "path": str(tmp_path / "done.pcap"),
+            "size": 1,
+            "mtime_ns": os.stat(tmp_path / "done.pcap").st_mtime_ns,
+        }
+    ).key
+    trigger = make(tmp_path, stable_seconds=5, exclude=[done_key])
+    started = time.monotonic()
+    event = trigger.ready_now(gap=0.05)
+    assert time.monotonic() - started < 2
+    assert event is not None and event["status"] == "ready"
+    assert basenames(event) == ["nfcapd.202401011200"]
+    msgspec.json.encode(event)
+
+    (tmp_path / "nfcapd.202401011200").unlink()
+    assert make(tmp_path, stable_seconds=5, exclude=[done_key]).ready_now(gap=0.05) is None  # young only
+    assert make(tmp_path / "missing").ready_now(gap=0.05) is None  # the trigger reports that one

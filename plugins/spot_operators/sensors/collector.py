@@ -74,20 +74,23 @@ class CollectorFilesSensor(BaseOperator):
             stable,
             len(exclude),
         )
-        self.defer(
-            trigger=CollectorFilesTrigger(
-                pipeline=self.pipeline,
-                collector_path=str(pipeline.collector_path),
-                patterns=list(pipeline.supported_files or []),
-                recursive=pipeline.recursive,
-                poll_interval=float(config.ingestion_interval),
-                stable_seconds=stable,
-                max_wait_seconds=max_wait,
-                exclude=exclude,
-            ),
-            method_name="execute_complete",
-            timeout=timedelta(seconds=max_wait + 300),
+        trigger = CollectorFilesTrigger(
+            pipeline=self.pipeline,
+            collector_path=str(pipeline.collector_path),
+            patterns=list(pipeline.supported_files or []),
+            recursive=pipeline.recursive,
+            poll_interval=float(config.ingestion_interval),
+            stable_seconds=stable,
+            max_wait_seconds=max_wait,
+            exclude=exclude,
         )
+        # Files that are ready already (a watcher run, a backlog) are returned without deferring: no
+        # triggerer round trip, and no trigger firing seconds after the deferral, which Airflow's
+        # scheduler can race with the worker's exit event and fail the task (apache/airflow#72716).
+        ready = trigger.ready_now()
+        if ready:
+            return self.execute_complete(context, ready)
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=max_wait + 300))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
         status = event.get("status")

@@ -151,6 +151,30 @@ class CollectorFilesTrigger(BaseTrigger):
     def _next_delay(self, settling: int) -> float:
         return _next_delay(self.poll_interval, self.stable_seconds, settling)
 
+    def ready_now(self, gap: float = MIN_SETTLE_DELAY) -> dict[str, Any] | None:
+        """The ``ready`` event :meth:`run` would fire at once, from two scans ``gap`` seconds apart.
+
+        Blocking (the operator calls it before deferring); None when nothing is ready yet or the
+        folder is unusable (then the trigger reports it).
+        """
+        started = time.monotonic()
+        try:
+            first = self._poll()
+            if not first.candidates:
+                return None
+            time.sleep(gap)
+            second = self._poll()
+        except CollectorPathError:
+            return None
+        ready = ready_files(
+            first.candidates, second.candidates, stable_seconds=self.stable_seconds, now_ns=time.time_ns()
+        )
+        if not ready:
+            return None
+        batch = ready[: self.max_files]
+        files = [s.to_event() for s in batch]
+        return self._event("ready", started, 2, files=files, more_ready=len(ready) - len(batch)).payload
+
     def _event(self, status: str, started: float, polls: int, **extra: Any) -> TriggerEvent:
         return TriggerEvent(
             {
