@@ -6,27 +6,21 @@ Each test has its own config, topics, HDFS path, Hive database and Airflow metad
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pytest
 from airflow.providers.apache.hive.hooks.hive import HiveServer2Hook
 
 from spot_operators.dissectors.proxy import dissect_proxy_file
 from spot_operators.rows import Row
 from spot_operators.segments import csv_line
 
+from . import test_collect
 from .private_kafka import PrivateKafka
 from .test_collect import FLOW_SAMPLE, PROXY_SAMPLE, CollectEnv, _proxy_hour, assert_in_output
 
-
-@pytest.fixture
-def collect_env(tmp_path: Path, unique_name: str) -> Iterator[CollectEnv]:
-    env = CollectEnv(tmp_path, unique_name.replace("_", "-"))
-    env.dags_test("spot_setup")
-    yield env
-    env.cleanup()
+# The fixture: a private config, topics, HDFS path, Hive database and Airflow metadata DB.
+collect_env = test_collect.collect_env
 
 
 def _staged_proxy_csv(env: CollectEnv) -> Path:
@@ -68,6 +62,23 @@ def test_backfill_to_kafka_counts_then_sends_once(collect_env: CollectEnv) -> No
     assert_in_output("would send 0 row(s)", windowed)
 
 
+def test_load_after_a_kafka_backfill_and_its_repeat_lands_each_row_once(collect_env: CollectEnv) -> None:
+    """spot_load after a backfill to Kafka and its repeat: the rows reach Hive once, reconciled."""
+    env = collect_env
+    source = _staged_proxy_csv(env)
+    _backfill(env, source, target="kafka")
+    again = _backfill(env, source, target="kafka")
+    assert_in_output("1 skipped as already done", again)
+    output = env.dags_test("spot_load_proxy", timeout=900)
+    assert_in_output("reconcile", output)
+    assert _hive_count(env, "proxy") == 11
+
+
+def _hive_count(env: CollectEnv, table: str) -> int:
+    hive = HiveServer2Hook(hiveserver2_conn_id="spot_hiveserver2")
+    return int(hive.get_records(f"SELECT COUNT(*) FROM {env.dbname}.{table}")[0][0])
+
+
 def test_backfill_refuses_sources_outside_the_staging_roots(collect_env: CollectEnv) -> None:
     staging = Path(collect_env.config["pipelines"]["proxy_bluecoat"]["local_staging"])
     for bad in ("/etc/passwd", f"{staging}/../../collector/proxy_bluecoat"):
@@ -83,16 +94,11 @@ def test_backfill_refuses_sources_outside_the_staging_roots(collect_env: Collect
 
 def test_backfill_to_hive_loads_once(collect_env: CollectEnv) -> None:
     source = _staged_proxy_csv(collect_env)
-    hive = HiveServer2Hook(hiveserver2_conn_id="spot_hiveserver2")
-
-    def count() -> int:
-        return int(hive.get_records(f"SELECT COUNT(*) FROM {collect_env.dbname}.proxy")[0][0])
-
     _backfill(collect_env, source, target="hive")
-    assert count() == 11
+    assert _hive_count(collect_env, "proxy") == 11
     again = _backfill(collect_env, source, target="hive")
     assert_in_output("1 skipped as already done", again)
-    assert count() == 11
+    assert _hive_count(collect_env, "proxy") == 11
 
 
 def test_replay_sends_kept_segments_once_and_empties_the_folder(tmp_path: Path, unique_name: str) -> None:
@@ -149,6 +155,10 @@ def test_reprocess_skips_collected_originals_and_reingests_unknown_ones_once(col
     again = _dags_test_at(env, "spot_reprocess_proxy", logical)
     assert_in_output("already reprocessed", again)
     assert len(env.rows_of(env.read_topic("proxy_bluecoat"))) == 11
+
+    # And the load after the reprocess and its repeat: the re-ingested proxy rows reach Hive once.
+    assert_in_output("reconcile", env.dags_test("spot_load_proxy", timeout=900))
+    assert _hive_count(env, "proxy") == 11
 
 
 def _dags_test_at(env: CollectEnv, dag_id: str, logical_date: str) -> str:
