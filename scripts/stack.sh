@@ -186,6 +186,7 @@ auto.create.topics.enable=false
 message.max.bytes=10485760
 EOF
   ) || die "could not write $CONF/kafka/server.properties"
+  chmod 600 "$CONF/kafka/server.properties"  # it holds the SASL password (an existing file keeps its mode)
   cat >"$CONF/kafka/log4j2.yaml" <<EOF
 Configuration:
   Appenders:

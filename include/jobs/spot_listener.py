@@ -7,31 +7,42 @@ Submitted with spark-submit (Kafka connector jars from ``spot_operators.spark_ja
         --table-location /user/spot/flow/hive --quarantine-location /user/spot/quarantine/hive \\
         --checkpoint /user/spot/flow/checkpoints/listener --mode availableNow --result /tmp/r.json
 
-What one micro-batch (``foreachBatch(df, batch_id)``) does:
+What one micro-batch (``foreachBatch(df, batch_id)``) does, in one Spark job per pass (two when the
+batch holds POINTER messages), with no shuffle and no cached frame:
 
-1. decode every Kafka value with fastavro inside ``mapInArrow`` (``--message-format ingest_v1``: the
-   project's envelope, ``include/schemas/spot_ingest_message.v1.avsc``; ``spot_list``: Apache Spot's
-   Distributed Collector ``list.avsc``). A value that does not decode, has an unknown schema version
-   or another data type becomes one quarantine row; it never fails the batch;
+1. pass over the Kafka values (``mapInArrow``, :func:`listen_messages`): decode each with fastavro
+   (``--message-format ingest_v1``: the project's envelope, ``include/schemas/spot_ingest_message.v1.avsc``;
+   ``spot_list``: Apache Spot's Distributed Collector ``list.avsc``; a value that does not decode, has an
+   unknown schema version or another data type becomes one quarantine row, it never fails the batch),
+   type its INLINE lines in the same task, and return per task the Parquet bytes of its good rows (one
+   file per hour, written with pyarrow) and a small report: the messages, the load-log entries (rows
+   and quarantined per unit and hour) and the quarantine rows;
 2. drop duplicate messages of the batch: one per ``(file_digest, segment_index)``, the lowest
-   ``(topic, partition, offset)`` (a producer retry or a re-published file inside one batch);
-3. expand INLINE rows, and POINTER messages by reading each staged CSV from HDFS as one text
+   ``(topic, partition, offset)`` (a producer retry or a re-published file inside one batch). They are
+   known from the reports; when there are any (rare) the staged files are dropped and the pass runs
+   again without them before anything is published;
+3. second pass for POINTER messages (:func:`listen_units`): each staged CSV read from HDFS as one text
    (``spark.read.text(wholetext=True)``: RFC 4180 fields may span lines, and line numbers stay exact);
    a pointer whose file is missing becomes a quarantine row;
-4. type every CSV line with :mod:`spot_operators.listener_rows` (column count, Hive types and ranges,
-   UTC hour partition from ``unix_tstamp``, or ``p_date``/``p_time`` for proxy); a unit whose lines
-   are all clean is typed column-wise by :mod:`spot_operators.listener_columns` to the same values;
-5. write good rows as Parquet under ``--table-location`` in ``y=/m=/d=/h=`` folders (Spot's layout, the
-   folders spot-ml reads), bad rows under ``--quarantine-location`` in the columns and
-   ``data_type=/y=/m=/d=/h=`` folders (hour quarantined, UTC) of the ``<db>.quarantine`` table, both
-   through the idempotent publish below.
+4. typing (:func:`unit_items`): every CSV line with :mod:`spot_operators.listener_rows` (column count,
+   Hive types and ranges, UTC hour partition from ``unix_tstamp``, or ``p_date``/``p_time`` for proxy);
+   a unit whose lines are all clean is typed column-wise by :mod:`spot_operators.listener_columns` to the
+   same values;
+5. the driver streams the passes' Parquet files (``toLocalIterator``: one task's output in memory at a
+   time; a pointer unit's output is one task's) into staging, then publishes them under
+   ``--table-location`` in ``y=/m=/d=/h=`` folders
+   (Spot's layout, the folders spot-ml reads; the layout of Spark's ``partitionBy``), bad rows (Spark,
+   from the reports, or typed again when a task had more than ``BAD_LIMIT``) under
+   ``--quarantine-location`` in the columns and ``data_type=/y=/m=/d=/h=`` folders (hour quarantined,
+   UTC) of the ``<db>.quarantine`` table, both through the idempotent publish below. The load log and
+   the counts come from the reports: no pass of their own.
 
 Exactly-once effect. Spark writes the batch's offset range to ``<checkpoint>/offsets/<id>`` before it
 runs the batch and ``<checkpoint>/commits/<id>`` after ``foreachBatch`` returns; after a crash in between
 it runs the batch again with the same ``batch_id`` and the same offsets, so the sink only has to make a
 batch's effect idempotent per ``batch_id``:
 
-* the batch is first written to ``<location>/_staging/<tag>/batch=<id>`` with mode overwrite (a replay
+* the batch is first written to ``<location>/_staging/<tag>/batch=<id>`` (deleted first: a replay
   replaces a half-written staging folder; ``_``-prefixed folders are hidden from Hive and Spark);
 * the target folders are recorded in ``<location>/_staging/<tag>/manifests/b<id>.txt`` (the union with
   any manifest a crashed attempt left), then in each of them every existing ``part-<tag>-b<id>-*``
@@ -61,7 +72,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +103,26 @@ MESSAGE_COLUMNS = (
     ("expected_rows", "BIGINT"),
 )
 """Provenance of every unit and row; ``expected_rows`` is what the publisher says the segment holds."""
-DECODED_EXTRA = (("kind", "STRING"), ("pointer_path", "STRING"), ("lines", "ARRAY<STRING>"))
 UNIT_EXTRA = (("lines", "ARRAY<STRING>"), ("text", "STRING"), ("error", "STRING"))
 QUARANTINE_EXTRA = (("line_no", "INT"), ("raw", "STRING"), ("reason", "STRING"))
 QUARANTINE_PARTITIONS = ("data_type", "y", "m", "d", "h")
+MESSAGE_NAMES = tuple(name for name, _ in MESSAGE_COLUMNS)
+ENTRY_IDENTITY = ("pipeline", "file_name", "file_digest", "segment_index", "segment_count", "expected_rows")
+"""Provenance in a load-log entry, before the hour (y, m, d, h) and the rows/quarantined counts."""
+BAD_COLUMNS = (
+    ("pipeline", "STRING"),
+    ("file_name", "STRING"),
+    ("file_digest", "STRING"),
+    ("segment_index", "INT"),
+    ("line_no", "INT"),
+    ("raw", "STRING"),
+    ("reason", "STRING"),
+)
+"""A quarantine row as the typing pass reports it (the driver maps it to the quarantine table)."""
+PASS_COLUMNS = (("kind", "STRING"), ("folder", "STRING"), ("data", "BINARY"))
+"""Output of a typing pass: ``file`` rows (an hour folder and its Parquet bytes), one ``report`` (JSON)."""
+BAD_LIMIT = 20_000
+"""Quarantine rows one task reports to the driver; above it the driver recomputes them with Spark."""
 PAUSE_POINTS = ("after-staging", "after-move")
 
 
@@ -143,6 +170,8 @@ def _arrow_schema(columns: Sequence[tuple[str, str]]) -> Any:
     def arrow_type(hive_type: str) -> Any:
         if hive_type == "ARRAY<STRING>":
             return pa.list_(pa.string())
+        if hive_type == "BINARY":
+            return pa.binary()
         return getattr(pa, ARROW_TYPES[hive_type])()
 
     return pa.schema([(name, arrow_type(hive_type)) for name, hive_type in columns])
@@ -157,94 +186,125 @@ class RejectedMessage(ValueError):
 # spot_operators.listener_rows/tables (from the zip).
 
 
-def decode_messages(
-    batches: Iterator[Any], data_type: str, message_format: str, schema_json: str, pipeline: str
-) -> Iterator[Any]:
-    """Kafka (value, topic, partition, offset) -> one decoded message per row (mapInArrow)."""
+def decode_message(
+    value: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    schema: Any,
+    data_type: str,
+    message_format: str,
+    pipeline: str,
+) -> dict[str, Any]:
+    """One Kafka message -> its provenance (``MESSAGE_COLUMNS``) plus kind, pointer_path, lines, error.
+
+    A value that does not decode, has an unknown schema version or another data type becomes
+    ``kind="ERROR"`` with the reason in ``error``; it never raises.
+    """
     import io
 
     import fastavro
-    import pyarrow as pa
 
-    schema = fastavro.parse_schema(json.loads(schema_json))
-    out_schema = _arrow_schema((*MESSAGE_COLUMNS, *DECODED_EXTRA, ("error", "STRING")))
-    for batch in batches:
-        out: dict[str, list[Any]] = {name: [] for name in out_schema.names}
-        columns = batch.to_pydict()
-        for value, topic, partition, offset in zip(
-            columns["value"], columns["topic"], columns["partition"], columns["offset"], strict=True
-        ):
-            where = f"kafka:{topic}:{partition}:{offset}"
-            record: dict[str, Any] = {
-                "topic": topic,
-                "kafka_partition": partition,
-                "kafka_offset": offset,
-                "pipeline": pipeline,
-                "file_name": where,
-                "file_digest": where,
-                "segment_index": 0,
-                "segment_count": 1,
-                "expected_rows": 0,
-                "kind": None,
-                "pointer_path": None,
-                "lines": None,
-                "error": None,
-            }
-            try:
-                if value is None:
-                    raise ValueError("message has no value")
-                datum = fastavro.schemaless_reader(io.BytesIO(value), schema, None)
-                if not isinstance(datum, dict):
-                    raise ValueError("not an Avro record")
-                if message_format == "spot_list":
-                    lines = list(datum.get("list") or [])
-                    record.update(kind="INLINE", lines=lines, expected_rows=len(lines))
-                else:
-                    if datum.get("schema_version") != 1:
-                        raise RejectedMessage(f"unknown schema version {datum.get('schema_version')!r}")
-                    record.update(
-                        pipeline=datum["pipeline"],
-                        file_name=datum["file_name"],
-                        file_digest=datum["file_digest"],
-                        segment_index=datum["segment_index"],
-                        segment_count=datum["segment_count"],
-                        kind=datum["kind"],
-                    )
-                    if datum["data_type"] != data_type:
-                        raise RejectedMessage(
-                            f"message of data type {datum['data_type']!r} on a {data_type!r} listener"
-                        )
-                    if datum["kind"] == "POINTER":
-                        if not datum.get("pointer"):
-                            raise RejectedMessage("POINTER message without pointer")
-                        record["pointer_path"] = datum["pointer"]["hdfs_path"]
-                        record["expected_rows"] = datum["pointer"]["rows"]
-                    else:
-                        record["lines"] = list(datum["rows"])
-                        record["expected_rows"] = len(record["lines"])
-            except RejectedMessage as exc:
-                record.update(kind="ERROR", lines=None, pointer_path=None, error=str(exc))
-            except Exception as exc:  # fastavro raises many types on garbage: all become quarantine
-                record.update(kind="ERROR", lines=None, pointer_path=None)
-                record["error"] = f"undecodable message: {type(exc).__name__}: {str(exc)[:300]}"
-            for name in out_schema.names:
-                out[name].append(record[name])
-        yield pa.RecordBatch.from_pydict(out, schema=out_schema)
+    where = f"kafka:{topic}:{partition}:{offset}"
+    record: dict[str, Any] = {
+        "topic": topic,
+        "kafka_partition": partition,
+        "kafka_offset": offset,
+        "pipeline": pipeline,
+        "file_name": where,
+        "file_digest": where,
+        "segment_index": 0,
+        "segment_count": 1,
+        "expected_rows": 0,
+        "kind": None,
+        "pointer_path": None,
+        "lines": None,
+        "error": None,
+    }
+    try:
+        if value is None:
+            raise ValueError("message has no value")
+        datum = fastavro.schemaless_reader(io.BytesIO(value), schema, None)
+        if not isinstance(datum, dict):
+            raise ValueError("not an Avro record")
+        if message_format == "spot_list":
+            lines = list(datum.get("list") or [])
+            record.update(kind="INLINE", lines=lines, expected_rows=len(lines))
+        else:
+            if datum.get("schema_version") != 1:
+                raise RejectedMessage(f"unknown schema version {datum.get('schema_version')!r}")
+            record.update(
+                pipeline=datum["pipeline"],
+                file_name=datum["file_name"],
+                file_digest=datum["file_digest"],
+                segment_index=datum["segment_index"],
+                segment_count=datum["segment_count"],
+                kind=datum["kind"],
+            )
+            if datum["data_type"] != data_type:
+                raise RejectedMessage(
+                    f"message of data type {datum['data_type']!r} on a {data_type!r} listener"
+                )
+            if datum["kind"] == "POINTER":
+                if not datum.get("pointer"):
+                    raise RejectedMessage("POINTER message without pointer")
+                record["pointer_path"] = datum["pointer"]["hdfs_path"]
+                record["expected_rows"] = datum["pointer"]["rows"]
+            else:
+                record["lines"] = list(datum["rows"])
+                record["expected_rows"] = len(record["lines"])
+    except RejectedMessage as exc:
+        record.update(kind="ERROR", lines=None, pointer_path=None, error=str(exc))
+    except Exception as exc:  # fastavro raises many types on garbage: all become quarantine
+        record.update(kind="ERROR", lines=None, pointer_path=None)
+        record["error"] = f"undecodable message: {type(exc).__name__}: {str(exc)[:300]}"
+    return record
 
 
-def type_units(
-    batches: Iterator[Any], data_type: str, out_columns: Sequence[tuple[str, str]]
-) -> Iterator[Any]:
-    """Units (a message's lines, a staged CSV's text, or an error) -> typed rows and quarantine rows.
+def unit_items(data_type: str, text: str | None, lines: Any, error: str | None) -> Iterator[Any]:
+    """A unit (an error, a message's lines or a staged CSV's text) -> its typed rows.
 
-    A clean unit is typed column-wise (:mod:`spot_operators.listener_columns`); any unit that path
-    cannot vouch for is typed row by row, whole, so quarantine reasons and line numbers are the row
-    path's. Output rows keep the units' order.
+    Yields one Arrow table (table columns then partition columns) for a unit the columnar path
+    (:mod:`spot_operators.listener_columns`) vouches for; otherwise ``(line_no, raw, values or
+    Quarantine)`` per record, the row path's, so quarantine reasons and line numbers are the row
+    path's. ``lines`` is a list of strings, an Arrow string array or None.
     """
     import pyarrow as pa
 
     from spot_operators.listener_columns import typed_lines, typed_text
     from spot_operators.listener_rows import Quarantine, csv_records, split_line, typed_fields
+
+    if error is not None:
+        yield 0, "", Quarantine(error)
+        return
+    if text is not None:
+        fast = typed_text(data_type, text)
+    else:
+        fast = typed_lines(data_type, lines) if lines is not None else None
+    if fast is not None:
+        yield fast
+        return
+    items: Iterator[tuple[int, str, Any]]
+    if text is not None:
+        items = csv_records(text)
+    else:
+        unit_lines = lines.to_pylist() if isinstance(lines, pa.Array) else (lines or [])
+        items = ((n, line, split_line(line)) for n, line in enumerate(unit_lines, 1))
+    for line_no, raw, fields in items:
+        yield line_no, raw, fields if isinstance(fields, Quarantine) else typed_fields(data_type, fields)
+
+
+def type_units(
+    batches: Iterator[Any], data_type: str, out_columns: Sequence[tuple[str, str]]
+) -> Iterator[Any]:
+    """Units -> typed rows and quarantine rows, with provenance, in the units' order (``out_columns``).
+
+    The reference output of :func:`unit_items` (the unit tests compare the columnar and row paths
+    with it); the listener itself runs :func:`listen_units` and :func:`listen_messages`.
+    """
+    import pyarrow as pa
+
+    from spot_operators.listener_rows import Quarantine
 
     out_schema = _arrow_schema(out_columns)
     width = len(out_columns) - len(MESSAGE_COLUMNS) - len(QUARANTINE_EXTRA)  # table + partition columns
@@ -271,29 +331,17 @@ def type_units(
         identity = list(zip(*(columns[name].to_pylist() for name, _ in MESSAGE_COLUMNS), strict=True))
         for index in range(batch.num_rows):
             provenance = identity[index]
-            items: Iterator[tuple[int, str, Any]]
-            if errors[index] is not None:
-                items = iter([(0, "", Quarantine(errors[index]))])
-            else:
-                text = texts[index]
-                if text is not None:
-                    fast = typed_text(data_type, text)
-                else:
-                    lines = columns["lines"][index]
-                    fast = typed_lines(data_type, lines.values) if lines.is_valid else None
-                if fast is not None:
+            lines = columns["lines"][index]
+            for item in unit_items(
+                data_type, texts[index], lines.values if lines.is_valid else None, errors[index]
+            ):
+                if isinstance(item, pa.Table):
                     if out["reason"]:
                         yield pa.RecordBatch.from_pydict(out, schema=out_schema)
                         out = empty()
-                    yield from columnar(fast, provenance)
+                    yield from columnar(item, provenance)
                     continue
-                if text is not None:
-                    items = csv_records(text)
-                else:
-                    unit_lines = columns["lines"][index].as_py() or []
-                    items = ((n, line, split_line(line)) for n, line in enumerate(unit_lines, 1))
-            for line_no, raw, fields in items:
-                typed = fields if isinstance(fields, Quarantine) else typed_fields(data_type, fields)
+                line_no, raw, typed = item
                 if isinstance(typed, Quarantine):
                     values: Sequence[Any] = [None] * width
                     extra = [line_no, raw, typed.reason]
@@ -310,6 +358,234 @@ def type_units(
                     out = empty()
         if out["reason"]:
             yield pa.RecordBatch.from_pydict(out, schema=out_schema)
+
+
+def message_key(message: dict[str, Any]) -> tuple[str, int, int]:
+    return (message["topic"], message["kafka_partition"], message["kafka_offset"])
+
+
+def duplicates(messages: Iterable[dict[str, Any]]) -> frozenset[tuple[str, int, int]]:
+    """``(topic, partition, offset)`` of every message but the first of its ``(file_digest,
+    segment_index)``, first meaning the lowest ``(topic, partition, offset)``."""
+    first: dict[tuple[str, int], tuple[str, int, int]] = {}
+    every = set()
+    for message in messages:
+        key = message_key(message)
+        segment = (message["file_digest"], message["segment_index"])
+        every.add(key)
+        if segment not in first or key < first[segment]:
+            first[segment] = key
+    return frozenset(every - set(first.values()))
+
+
+class UnitSink:
+    """Types the units of one task and writes their good rows as Parquet, one file per hour.
+
+    The good rows are buffered as Arrow and written with pyarrow (``parquet_files``): one file per
+    hour partition, the table's columns without the partition columns, as Spark's ``partitionBy``
+    lays them out. The task's report holds its messages, the load-log entries per unit and hour,
+    and the quarantine rows (up to ``bad_limit``; beyond it only ``overflow`` is set and the driver
+    types them again). With ``bad_only`` it yields the quarantine rows (``BAD_COLUMNS``) instead.
+    """
+
+    chunk = 8192
+    flush_rows = 1_000_000  # buffered good rows that make the task write its files early
+
+    def __init__(
+        self, data_type: str, good_columns: Sequence[tuple[str, str]], bad_limit: int, bad_only: bool
+    ):
+        self.data_type = data_type
+        self.good_schema = _arrow_schema(good_columns)
+        self.schema = _arrow_schema(BAD_COLUMNS) if bad_only else self.good_schema
+        self.partitions = list(self.good_schema.names[-4:])  # y, m, d, h
+        self.bad_limit = bad_limit
+        self.bad_only = bad_only
+        self.pending: dict[str, list[Any]] = {name: [] for name in self.schema.names}
+        self.good: list[Any] = []  # Arrow tables / batches of good rows, not written yet
+        self.good_rows = 0
+        self.report: dict[str, Any] = {"messages": [], "entries": [], "bad": [], "overflow": False}
+        self.bad_count = 0
+
+    def _pending_batch(self) -> Iterator[Any]:
+        import pyarrow as pa
+
+        if self.pending[self.schema.names[0]]:
+            yield pa.RecordBatch.from_pydict(self.pending, schema=self.schema)
+            self.pending = {name: [] for name in self.schema.names}
+
+    def _keep(self, table: Any) -> Iterator[Any]:
+        self.good.append(table)
+        self.good_rows += table.num_rows
+        if self.good_rows >= self.flush_rows:
+            yield from self.files()
+
+    def files(self) -> Iterator[Any]:
+        """Output rows ``("file", folder, parquet bytes)`` of the buffered good rows."""
+        import pyarrow as pa
+
+        self.good.extend(self._pending_batch())
+        tables = [
+            (t if isinstance(t, pa.Table) else pa.Table.from_batches([t])).cast(self.good_schema)
+            for t in self.good
+        ]
+        self.good, self.good_rows = [], 0
+        if tables:
+            files = parquet_files(pa.concat_tables(tables), self.partitions)
+            for folder, data in files:
+                yield pa.RecordBatch.from_pydict(
+                    {"kind": ["file"], "folder": [folder], "data": [data]}, schema=_arrow_schema(PASS_COLUMNS)
+                )
+
+    def finish(self, report: bool = True) -> Iterator[Any]:
+        """The rest of the output: the last files and the report (or the last quarantine rows)."""
+        import pyarrow as pa
+
+        if self.bad_only:
+            yield from self._pending_batch()
+            return
+        yield from self.files()
+        if report:
+            data = json.dumps(self.report).encode()
+            yield pa.RecordBatch.from_pydict(
+                {"kind": ["report"], "folder": [None], "data": [data]}, schema=_arrow_schema(PASS_COLUMNS)
+            )
+
+    def unit(self, ident: dict[str, Any], text: str | None, lines: Any, error: str | None) -> Iterator[Any]:
+        """Type one unit of the message ``ident`` (its ``MESSAGE_COLUMNS``); yield any full output."""
+        import pyarrow as pa
+
+        from spot_operators.listener_rows import Quarantine
+
+        counts: dict[tuple[Any, ...], list[int]] = {}
+        no_hour = (None, None, None, None)
+        key = [ident["topic"], ident["kafka_partition"], ident["kafka_offset"]]
+        for item in unit_items(self.data_type, text, lines, error):
+            if isinstance(item, pa.Table):
+                grouped = item.group_by(self.partitions).aggregate([(self.partitions[0], "count")])
+                for hour in grouped.to_pylist():
+                    total = counts.setdefault(tuple(str(hour[n]) for n in self.partitions), [0, 0])
+                    total[0] += hour[f"{self.partitions[0]}_count"]
+                if not self.bad_only:
+                    yield from self._keep(item)
+                continue
+            line_no, raw, typed = item
+            if isinstance(typed, Quarantine):
+                counts.setdefault(no_hour, [0, 0])[1] += 1
+                bad = (
+                    ident["pipeline"],
+                    ident["file_name"],
+                    ident["file_digest"],
+                    ident["segment_index"],
+                    line_no,
+                    raw,
+                    typed.reason,
+                )
+                if self.bad_only:
+                    for name, value in zip(self.schema.names, bad, strict=True):
+                        self.pending[name].append(value)
+                else:
+                    self.bad_count += 1
+                    if self.bad_count > self.bad_limit:
+                        self.report["overflow"], self.report["bad"] = True, []
+                    elif not self.report["overflow"]:
+                        self.report["bad"].append([key, bad])
+            else:
+                counts.setdefault(tuple(str(v) for v in typed[-4:]), [0, 0])[0] += 1
+                if not self.bad_only:
+                    for name, value in zip(self.schema.names, typed, strict=True):
+                        self.pending[name].append(value)
+            if len(self.pending[self.schema.names[0]]) >= self.chunk:
+                batches = list(self._pending_batch())
+                if self.bad_only:
+                    yield from batches
+                else:
+                    for batch in batches:
+                        yield from self._keep(batch)
+        for hour, (rows, quarantined) in counts.items():
+            entry = {name: ident[name] for name in ENTRY_IDENTITY}
+            entry.update(zip("ymdh", hour, strict=True))
+            entry.update(rows=rows, quarantined=quarantined)
+            self.report["entries"].append([key, entry])
+
+
+def parquet_files(table: Any, partitions: Sequence[str]) -> list[tuple[str, bytes]]:
+    """``(folder, Parquet bytes)`` per distinct partition value of ``table``, as Spark's
+    ``partitionBy`` writes them: ``y=2023/m=1/d=25/h=18``, the partition columns left out."""
+    import io
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    order = pc.sort_indices(table, sort_keys=[(name, "ascending") for name in partitions])
+    table = table.take(order)
+    keys = list(zip(*(table.column(name).to_pylist() for name in partitions), strict=True))
+    files, start = [], 0
+    for end in range(1, len(keys) + 1):
+        if end == len(keys) or keys[end] != keys[start]:
+            folder = "/".join(f"{name}={value}" for name, value in zip(partitions, keys[start], strict=True))
+            buffer = io.BytesIO()
+            pq.write_table(table.slice(start, end - start).drop_columns(list(partitions)), buffer)
+            files.append((folder, buffer.getvalue()))
+            start = end
+    return files
+
+
+def listen_messages(
+    batches: Iterator[Any],
+    data_type: str,
+    message_format: str,
+    schema_json: str,
+    pipeline: str,
+    good_columns: Sequence[tuple[str, str]],
+    skip: frozenset[tuple[str, int, int]],
+    bad_limit: int,
+    bad_only: bool = False,
+) -> Iterator[Any]:
+    """Kafka (value, topic, partition, offset) -> Parquet files of the INLINE messages' good rows
+    and the task's report (``PASS_COLUMNS``, ``mapInArrow``).
+
+    Decodes each message (:func:`decode_message`) and types its lines in the same pass; messages
+    whose ``(topic, partition, offset)`` is in ``skip`` (duplicates) are left out. POINTER messages
+    only go to the report.
+    """
+    import fastavro
+
+    schema = fastavro.parse_schema(json.loads(schema_json))
+    sink = UnitSink(data_type, good_columns, bad_limit, bad_only)
+    for batch in batches:
+        columns = batch.to_pydict()
+        for value, topic, partition, offset in zip(
+            columns["value"], columns["topic"], columns["partition"], columns["offset"], strict=True
+        ):
+            if (topic, partition, offset) in skip:
+                continue
+            record = decode_message(
+                value, topic, partition, offset, schema, data_type, message_format, pipeline
+            )
+            sink.report["messages"].append({n: record[n] for n in (*MESSAGE_NAMES, "kind", "pointer_path")})
+            if record["kind"] != "POINTER":
+                yield from sink.unit(record, None, record["lines"], record["error"])
+    yield from sink.finish()
+
+
+def listen_units(
+    batches: Iterator[Any],
+    data_type: str,
+    good_columns: Sequence[tuple[str, str]],
+    bad_limit: int,
+    bad_only: bool = False,
+) -> Iterator[Any]:
+    """Units (``MESSAGE_COLUMNS`` + ``UNIT_EXTRA``: staged CSV texts) -> Parquet files and the
+    report, like :func:`listen_messages`."""
+    sink = UnitSink(data_type, good_columns, bad_limit, bad_only)
+    for batch in batches:
+        columns = batch.to_pydict()
+        for index in range(batch.num_rows):
+            ident = {name: columns[name][index] for name in MESSAGE_NAMES}
+            yield from sink.unit(
+                ident, columns["text"][index], columns["lines"][index], columns["error"][index]
+            )
+    yield from sink.finish()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -359,6 +635,13 @@ class Hdfs:
             stream.close()
         return str(data)
 
+    def write_bytes(self, text: str, data: bytes) -> None:
+        stream = self.fs.create(self.path(text), True)
+        try:
+            stream.write(bytearray(data))
+        finally:
+            stream.close()
+
     def write_text(self, text: str, content: str) -> None:
         stream = self.fs.create(self.path(text), True)
         try:
@@ -394,7 +677,6 @@ class Listener:
         self.table_location = self.hdfs.qualified(args.table_location)
         self.quarantine_location = self.hdfs.qualified(args.quarantine_location)
         self.tag = hashlib.sha256(self.hdfs.qualified(args.checkpoint).encode()).hexdigest()[:10]
-        self.out_columns = (*self.table.columns, *self.table.partitions, *MESSAGE_COLUMNS, *QUARANTINE_EXTRA)
         self.counts: dict[str, Any] = {
             "batches": 0,
             "messages": 0,
@@ -415,127 +697,79 @@ class Listener:
             time.sleep(3600)
 
     def __call__(self, df: Any, batch_id: int) -> None:
-        from pyspark import StorageLevel
-        from pyspark.sql import Window
-        from pyspark.sql import functions as F
-
         started = time.monotonic()
         args = self.args
-        decode_args = (args.data_type, args.message_format, self.schema_json, args.pipeline)
-        decoded_ddl = _ddl((*MESSAGE_COLUMNS, *DECODED_EXTRA, ("error", "STRING")))
-        decoded = df.select("value", "topic", "partition", "offset").mapInArrow(
-            lambda it: decode_messages(it, *decode_args), decoded_ddl
-        )
-        order = Window.partitionBy("file_digest", "segment_index").orderBy(
-            "topic", "kafka_partition", "kafka_offset"
-        )
-        ranked = decoded.withColumn("_rank", F.row_number().over(order))
-        ranked.persist(StorageLevel.MEMORY_AND_DISK)
-        try:
-            # One pass over the cached messages for both counts.
-            counted = ranked.agg(
-                F.count(F.lit(1)).alias("messages"),
-                F.sum(F.when(F.col("_rank") == 1, 1).otherwise(0)).alias("unique"),
-            ).first()
-            messages = int(counted["messages"]) if counted else 0
-            duplicates = messages - int(counted["unique"] or 0) if counted else 0
-            unique = ranked.filter("_rank = 1").drop("_rank")
-            pointers = unique.filter("kind = 'POINTER'").select(
-                *(n for n, _ in MESSAGE_COLUMNS), "pointer_path"
+        good_columns = (*self.table.columns, *self.table.partitions)
+        staging = self._staging(self.table_location, batch_id)
+        self.hdfs.delete(staging, recursive=True)  # what a crashed attempt of this batch left
+
+        # 1. One pass over the Kafka messages: decode, type INLINE lines, Parquet of their good rows
+        #    (per task and hour), and a report per task: messages, load-log entries, quarantine rows.
+        kafka = df.select("value", "topic", "partition", "offset")
+        decode_args = (args.data_type, args.message_format, self.schema_json, args.pipeline, good_columns)
+
+        def messages_frame(skip: frozenset[Any], bad_only: bool = False) -> Any:
+            ddl = _ddl(BAD_COLUMNS if bad_only else PASS_COLUMNS)
+            return kafka.mapInArrow(
+                lambda it: listen_messages(it, *decode_args, skip, BAD_LIMIT, bad_only), ddl
             )
-            unit_columns = [F.col(n) for n, _ in MESSAGE_COLUMNS]
-            units = unique.filter("kind <> 'POINTER'").select(
-                *unit_columns, "lines", F.lit(None).cast("string").alias("text"), "error"
+
+        written, reports = self._collect(messages_frame(frozenset()), staging)
+        found = [m for r in reports for m in r["messages"]]
+        # 2. One message per (file_digest, segment_index): the lowest (topic, partition, offset). Duplicates
+        #    are rare (a producer retry, a file re-published inside the batch): then the staged files are
+        #    dropped and the pass is redone without them, before anything is published.
+        skip = duplicates(found)
+        if skip:
+            self.hdfs.delete(staging, recursive=True)
+            written, _ = self._collect(messages_frame(skip), staging)
+        entries = [e for r in reports for k, e in r["entries"] if tuple(k) not in skip]
+        bad = [row for r in reports for k, row in r["bad"] if tuple(k) not in skip]
+        overflow = any(r["overflow"] for r in reports)
+
+        # 3. POINTER messages: each staged CSV as one text, typed in a second pass.
+        pointers = sorted(
+            (m for m in found if m["kind"] == "POINTER" and message_key(m) not in skip), key=message_key
+        )
+        units = self._pointer_units(pointers) if pointers else None
+        data_type = args.data_type  # not self: it holds the JVM
+
+        def units_frame(bad_only: bool = False) -> Any:
+            ddl = _ddl(BAD_COLUMNS if bad_only else PASS_COLUMNS)
+            return units.mapInArrow(
+                lambda it: listen_units(it, data_type, good_columns, BAD_LIMIT, bad_only), ddl
             )
-            for pointer in pointers.collect():
-                identity = [F.lit(pointer[n]).cast(t).alias(n) for n, t in MESSAGE_COLUMNS]
-                path = pointer["pointer_path"]
-                if self.hdfs.exists(path):
-                    part = self.spark.read.text(path, wholetext=True).select(
-                        *identity,
-                        F.lit(None).cast("array<string>").alias("lines"),
-                        F.col("value").alias("text"),
-                        F.lit(None).cast("string").alias("error"),
-                    )
-                else:
-                    part = self.spark.range(1).select(
-                        *identity,
-                        F.lit(None).cast("array<string>").alias("lines"),
-                        F.lit(None).cast("string").alias("text"),
-                        F.lit(f"staged CSV {path} does not exist").alias("error"),
-                    )
-                units = units.unionByName(part)
-            data_type, out_columns = args.data_type, self.out_columns  # not self: it holds the JVM
-            typed = units.mapInArrow(lambda it: type_units(it, data_type, out_columns), _ddl(out_columns))
-            typed.persist(StorageLevel.MEMORY_AND_DISK)
-            try:
-                good = typed.filter("reason IS NULL").select(
-                    *(n for n, _ in self.table.columns), *(n for n, _ in self.table.partitions)
-                )
-                # The columns and partitions of the <db>.quarantine table (hive_ddl.QUARANTINE).
-                now = F.current_timestamp()
-                bad = typed.filter("reason IS NOT NULL").select(
-                    F.col("pipeline").cast("string").alias("pipeline"),
-                    F.col("file_name").cast("string").alias("source_file"),
-                    F.col("file_digest").cast("string").alias("file_digest"),
-                    F.col("segment_index").cast("int").alias("segment"),
-                    F.col("line_no").cast("bigint").alias("line_no"),
-                    F.col("raw").cast("string").alias("raw"),
-                    F.col("reason").cast("string").alias("reason"),
-                    now.alias("quarantined_at"),
-                    F.lit(args.data_type).alias("data_type"),
-                    F.year(now).cast("smallint").alias("y"),
-                    F.month(now).cast("tinyint").alias("m"),
-                    F.dayofmonth(now).cast("tinyint").alias("d"),
-                    F.hour(now).cast("tinyint").alias("h"),
-                )
-                hour = [F.col(n).cast("string").alias(n) for n, _ in self.table.partitions]
-                entries = [
-                    r.asDict()
-                    for r in typed.groupBy(
-                        "pipeline",
-                        "file_name",
-                        "file_digest",
-                        "segment_index",
-                        "segment_count",
-                        "expected_rows",
-                        *hour,
-                    )
-                    .agg(
-                        F.sum(F.when(F.col("reason").isNull(), 1).otherwise(0)).alias("rows"),
-                        F.sum(F.when(F.col("reason").isNotNull(), 1).otherwise(0)).alias("quarantined"),
-                    )
-                    .collect()
-                ]
-                # Every typed row is in exactly one load-log entry: the counts need no pass of their own.
-                rows = sum(int(e["rows"]) for e in entries)
-                quarantined = sum(int(e["quarantined"]) for e in entries)
-                quarantine_hours = (
-                    [
-                        {n: str(r[n]) for n in ("y", "m", "d", "h")}
-                        for r in bad.select("y", "m", "d", "h").distinct().collect()
-                    ]
-                    if quarantined
-                    else []
-                )
-                partition_names = [n for n, _ in self.table.partitions]
-                if rows:
-                    self._publish(
-                        good.repartition(*partition_names), self.table_location, batch_id, partition_names
-                    )
-                if quarantined:
-                    self._publish(
-                        bad.coalesce(1), self.quarantine_location, batch_id, list(QUARANTINE_PARTITIONS)
-                    )
-            finally:
-                typed.unpersist()
-        finally:
-            ranked.unpersist()
+
+        if units is not None:
+            more, unit_reports = self._collect(units_frame(), staging, first=written)
+            written += more
+            for r in unit_reports:
+                entries.extend(e for _, e in r["entries"])
+                bad.extend(row for _, row in r["bad"])
+                overflow = overflow or r["overflow"]
+
+        # Every typed row is in exactly one load-log entry: the counts need no pass of their own.
+        rows = sum(int(e["rows"]) for e in entries)
+        quarantined = sum(int(e["quarantined"]) for e in entries)
+        if rows:
+            self._publish(self.table_location, batch_id, staging)
+        quarantine_hours: list[dict[str, str]] = []
+        if quarantined:
+            if overflow:  # too many to report: type them again, keeping only the quarantine rows
+                raw = messages_frame(skip, bad_only=True)
+                if units is not None:
+                    raw = raw.unionByName(units_frame(bad_only=True))
+            else:
+                raw = self._bad_frame(bad)
+            folders = self._publish_quarantine(raw, batch_id)
+            for folder in folders:
+                parts = dict(part.split("=", 1) for part in folder.split("/"))
+                quarantine_hours.append({n: parts[n] for n in ("y", "m", "d", "h")})
         self._record_batch(batch_id, entries, quarantine_hours)
         for key, value in (
             ("batches", 1),
-            ("messages", messages),
-            ("duplicates", duplicates),
+            ("messages", len(found)),
+            ("duplicates", len(skip)),
             ("rows", rows),
             ("quarantined", quarantined),
         ):
@@ -543,12 +777,99 @@ class Listener:
         log.info(
             "batch %d: %d messages (%d duplicates dropped), %d rows, %d quarantined, %.1fs",
             batch_id,
-            messages,
-            duplicates,
+            len(found),
+            len(skip),
             rows,
             quarantined,
             time.monotonic() - started,
         )
+
+    def _collect(self, frame: Any, staging: str, first: int = 0) -> tuple[int, list[dict[str, Any]]]:
+        """Run a typing pass, writing its Parquet files under ``staging/t/<hour folder>/`` as they arrive.
+
+        Partitions come one at a time (``toLocalIterator``), so the driver holds one task's output, not
+        the batch's; a few writes run at once because an HDFS close waits for its block report.
+        Returns the number of files written (numbered from ``first``) and the tasks' reports.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        reports: list[dict[str, Any]] = []
+        count = first
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            pending = []
+            for row in frame.toLocalIterator(prefetchPartitions=False):
+                if row["kind"] == "report":
+                    reports.append(json.loads(bytes(row["data"])))
+                    continue
+                target = f"{staging}/t/{row['folder']}/part-{count:05d}.parquet"
+                pending.append(pool.submit(self.hdfs.write_bytes, target, bytes(row["data"])))
+                count += 1
+                if len(pending) >= 16:  # bound what waits in memory for a write
+                    pending.pop(0).result()
+            for future in pending:
+                future.result()
+        return count - first, reports
+
+    def _pointer_units(self, pointers: list[dict[str, Any]]) -> Any:
+        """One unit per POINTER message: the staged CSV as one text, or an error if it is missing."""
+        from pyspark.sql import functions as F
+
+        units = None
+        for pointer in pointers:
+            identity = [F.lit(pointer[n]).cast(t).alias(n) for n, t in MESSAGE_COLUMNS]
+            path = pointer["pointer_path"]
+            if self.hdfs.exists(path):
+                part = self.spark.read.text(path, wholetext=True).select(
+                    *identity,
+                    F.lit(None).cast("array<string>").alias("lines"),
+                    F.col("value").alias("text"),
+                    F.lit(None).cast("string").alias("error"),
+                )
+            else:
+                part = self.spark.range(1).select(
+                    *identity,
+                    F.lit(None).cast("array<string>").alias("lines"),
+                    F.lit(None).cast("string").alias("text"),
+                    F.lit(f"staged CSV {path} does not exist").alias("error"),
+                )
+            units = part if units is None else units.unionByName(part)
+        return units
+
+    def _bad_frame(self, bad: list[tuple[Any, ...]]) -> Any:
+        """The reported quarantine rows (``BAD_COLUMNS``) as a DataFrame."""
+        import pyarrow as pa
+
+        schema = _arrow_schema(BAD_COLUMNS)
+        table = pa.Table.from_pylist(
+            [dict(zip(schema.names, row, strict=True)) for row in bad], schema=schema
+        )
+        return self.spark.createDataFrame(table)
+
+    def _publish_quarantine(self, raw: Any, batch_id: int) -> list[str]:
+        """Write quarantine rows in the ``<db>.quarantine`` layout, publish them; the hour folders."""
+        from pyspark.sql import functions as F
+
+        # The columns and partitions of the <db>.quarantine table (hive_ddl.QUARANTINE).
+        now = F.current_timestamp()
+        bad = raw.select(
+            F.col("pipeline").cast("string").alias("pipeline"),
+            F.col("file_name").cast("string").alias("source_file"),
+            F.col("file_digest").cast("string").alias("file_digest"),
+            F.col("segment_index").cast("int").alias("segment"),
+            F.col("line_no").cast("bigint").alias("line_no"),
+            F.col("raw").cast("string").alias("raw"),
+            F.col("reason").cast("string").alias("reason"),
+            now.alias("quarantined_at"),
+            F.lit(self.args.data_type).alias("data_type"),
+            F.year(now).cast("smallint").alias("y"),
+            F.month(now).cast("tinyint").alias("m"),
+            F.dayofmonth(now).cast("tinyint").alias("d"),
+            F.hour(now).cast("tinyint").alias("h"),
+        )
+        staging = self._staging(self.quarantine_location, batch_id)
+        self.hdfs.delete(staging, recursive=True)
+        bad.coalesce(1).write.mode("overwrite").partitionBy(*QUARANTINE_PARTITIONS).parquet(f"{staging}/q")
+        return self._publish(self.quarantine_location, batch_id, staging)
 
     def _record_batch(
         self, batch_id: int, entries: list[dict[str, Any]], quarantine_hours: list[dict[str, str]]
@@ -577,10 +898,8 @@ class Listener:
                 [dict(zip(names, h, strict=True)) for h in hours],
             )
         if self.args.register_quarantine_table and quarantine_hours:
-            self._register(
-                self.args.register_quarantine_table,
-                self.quarantine_location,
-                [{"data_type": self.args.data_type, **h} for h in quarantine_hours],
+            self._register_quarantine(
+                self.args.register_quarantine_table, self.quarantine_location, quarantine_hours
             )
         known = {tuple(h) for h in self.counts["hours"]}
         self.counts["hours"] = sorted(known | {tuple(h) for h in hours})
@@ -597,29 +916,54 @@ class Listener:
             total["rows"] += int(e["rows"])
             total["quarantined"] += int(e["quarantined"])
 
-    def _register(self, table: str, location: str, partitions: list[dict[str, str]]) -> None:
-        """``ALTER TABLE ... ADD IF NOT EXISTS PARTITION`` for the hours a batch wrote (idempotent)."""
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*", table):
-            raise ValueError(f"--register-table must be db.table, got {table!r}")
+    def _register(self, table: str, location: str, hours: list[dict[str, str]]) -> None:
+        """``ALTER TABLE ... ADD IF NOT EXISTS PARTITION`` for the hours a batch wrote (idempotent).
+
+        The statements are :func:`spot_operators.hql.register_hours_sql`'s, for this listener's table
+        spec under the name ``--register-table`` gives it.
+        """
+        from dataclasses import replace
+
+        from spot_operators.hql import register_hours_sql
+
+        database, name = _split_table(table)
+        statements = register_hours_sql(database, replace(self.table, name=name), hours, location)
+        for statement in statements:
+            self.spark.sql(statement)
+        log.info("registered %d partition(s) of %s", len(hours), table)
+
+    def _register_quarantine(self, table: str, location: str, hours: list[dict[str, str]]) -> None:
+        """The same for the quarantine table, whose partitions are ``data_type`` then the hour.
+
+        ``register_hours_sql`` only knows tables partitioned by exactly y/m/d/h, so the clauses are
+        built here, with hql's quoting and :class:`~spot_operators.hql.HourPartition`.
+        """
+        from spot_operators.hive_ddl import QUARANTINE
+        from spot_operators.hql import hours_of, quote_identifier, quote_literal, quote_location
+        from spot_operators.tables import HiveTable
+
+        database, name = _split_table(table)
+        target = f"{quote_identifier(database, 'database')}.{quote_identifier(name, 'table')}"
+        by_hour = HiveTable(name, (), QUARANTINE.partitions[1:])  # y/m/d/h after data_type
+        data_type = self.args.data_type
         clauses = []
-        for partition in partitions:
-            if not all(re.fullmatch(r"[A-Za-z0-9_]+", str(v)) for v in partition.values()):
-                raise ValueError(f"unexpected partition value in {partition!r}")
-            spec = ", ".join(f"`{k}`='{v}'" for k, v in partition.items())
-            folder = "/".join(f"{k}={v}" for k, v in partition.items())
-            clauses.append(f"PARTITION ({spec}) LOCATION '{location}/{folder}'")
+        for hour in hours_of(hours):
+            spec = f"`data_type`={quote_literal(data_type)}, {hour.spec(by_hour)}"
+            folder = quote_location(f"{location}/data_type={data_type}/{hour.folder(by_hour)}")
+            clauses.append(f"PARTITION ({spec}) LOCATION {folder}")
         for start in range(0, len(clauses), 100):
-            self.spark.sql(f"ALTER TABLE {table} ADD IF NOT EXISTS {' '.join(clauses[start : start + 100])}")
+            self.spark.sql(f"ALTER TABLE {target} ADD IF NOT EXISTS {' '.join(clauses[start : start + 100])}")
         log.info("registered %d partition(s) of %s", len(clauses), table)
 
-    def _publish(self, frame: Any, location: str, batch_id: int, partitions: list[str]) -> None:
-        """Write ``frame`` to staging, then move its files to deterministic names (see module doc)."""
+    def _staging(self, location: str, batch_id: int) -> str:
+        return f"{location}/_staging/{self.tag}/batch={batch_id}"
+
+    def _publish(self, location: str, batch_id: int, staging: str) -> list[str]:
+        """Move the files staged under ``staging/<pass>/`` to deterministic names (see module doc).
+
+        Returns the target folders, relative to ``location``.
+        """
         root = f"{location}/_staging/{self.tag}"
-        staging = f"{root}/batch={batch_id}"
-        writer = frame.write.mode("overwrite")
-        if partitions:
-            writer = writer.partitionBy(*partitions)
-        writer.parquet(staging)
         self._pause("after-staging", batch_id)
 
         staging_q = self.hdfs.qualified(staging)
@@ -628,7 +972,8 @@ class Listener:
             name = file.rsplit("/", 1)[1]
             if not name.endswith(".parquet") or name.startswith(("_", ".")):
                 continue
-            relative = file[len(staging_q) + 1 : -len(name)].rstrip("/") or "."
+            # <staging>/<pass>/<y=../m=../...>/<name>: the folder below the pass is the target folder
+            relative = file[len(staging_q) + 1 : -len(name)].rstrip("/").partition("/")[2] or "."
             staged.setdefault(relative, []).append(file)
 
         # Manifest: target folders of this batch, with those of any crashed attempt of it.
@@ -657,6 +1002,18 @@ class Listener:
                 if moved == 1:
                     self._pause("after-move", batch_id)
         self.hdfs.delete(staging_q, recursive=True)
+        return sorted(staged)
+
+
+def _split_table(table: str) -> tuple[str, str]:
+    database, dot, name = table.partition(".")
+    if not (
+        dot
+        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", database)
+        and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name)
+    ):
+        raise ValueError(f"--register-table must be db.table, got {table!r}")
+    return database, name
 
 
 def _ship_code(spark: Any) -> None:
@@ -684,6 +1041,8 @@ def write_json_atomically(path: str, payload: dict[str, Any]) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from pyspark.sql import SparkSession
 
+    from spot_operators.kafka_options import LISTENER_KAFKA_OPTIONS_ENV, options_from_env, redacted
+
     spark = (
         SparkSession.builder.appName(args.app_name or f"spot-listener-{args.data_type}")
         .config("spark.sql.shuffle.partitions", "2")
@@ -701,6 +1060,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         if args.max_offsets_per_trigger > 0:
             reader = reader.option("maxOffsetsPerTrigger", str(args.max_offsets_per_trigger))
+        # TLS/SASL settings of the Kafka connection, translated by the operator (kafka_options.py).
+        kafka_options = options_from_env(os.environ.get(LISTENER_KAFKA_OPTIONS_ENV))
+        for key, value in kafka_options.items():
+            reader = reader.option(key, value)
+        log.info("Kafka %s, options %s", args.bootstrap, redacted(kafka_options) or "none (PLAINTEXT)")
         writer = (
             reader.load()
             .writeStream.foreachBatch(listener)

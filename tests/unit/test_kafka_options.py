@@ -145,3 +145,19 @@ def test_the_listener_accepts_only_kafka_options_from_its_environment() -> None:
         options_from_env("{nope")
     with pytest.raises(KafkaOptionsError, match="JSON object"):
         options_from_env("[1]")
+
+
+def test_the_listener_operator_swaps_in_the_connections_bootstrap_servers() -> None:
+    from spot_operators.operators.listener import with_bootstrap
+
+    args = ["--data-type", "flow", "--bootstrap", "127.0.0.1:9092", "--mode", "availableNow"]
+    assert with_bootstrap(args, "b1:9094,b2:9094") == [
+        "--data-type",
+        "flow",
+        "--bootstrap",
+        "b1:9094,b2:9094",
+        "--mode",
+        "availableNow",
+    ]
+    assert args[3] == "127.0.0.1:9092", "the DAG's own argument list is not changed"
+    assert with_bootstrap(["--mode", "x"], "b1:9094")[-2:] == ["--bootstrap", "b1:9094"]

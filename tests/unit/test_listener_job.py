@@ -1,0 +1,392 @@
+"""The listener's single typing pass (``listen_messages``/``listen_units``) against the reference.
+
+The reference is the listener's earlier pipeline, step by step: decode every message, keep one per
+``(file_digest, segment_index)`` (the lowest ``(topic, partition, offset)``), type the units with
+``type_units``, group the typed rows into load-log entries. The single pass must write the same good
+rows, report the same messages, entries and quarantine rows, and leave out the duplicates it is told
+to skip. No Spark: the functions are plain generators over Arrow record batches.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import fastavro
+import pyarrow as pa
+import pytest
+
+from spot_operators.envelope import (
+    MESSAGE_SCHEMA_FILE,
+    SCHEMAS_DIR,
+    SPOT_LIST_SCHEMA_FILE,
+    IngestMessage,
+    Pointer,
+    encode_message,
+    encode_spot_list,
+    load_schema,
+)
+from spot_operators.tables import TABLES
+from tests.unit.test_listener_columns import LISTENER, _with
+from tests.unit.test_listener_rows import FLOW_LINE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _good_columns(data_type: str) -> tuple[tuple[str, str], ...]:
+    spec = TABLES[data_type]
+    return (*spec.columns, *spec.partitions)
+
+
+def _inline(rows: list[str], digest: str, index: int = 0, data_type: str = "flow") -> IngestMessage:
+    return IngestMessage("INLINE", "it", data_type, f"file-{digest}", digest, index, 2, rows=tuple(rows))
+
+
+def _version(message: IngestMessage, version: int) -> bytes:
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(
+        buffer, load_schema(MESSAGE_SCHEMA_FILE), {**message.to_record(), "schema_version": version}
+    )
+    return buffer.getvalue()
+
+
+def _kafka(values: list[bytes | None], topic: str = "t", partition: int = 0) -> pa.RecordBatch:
+    return pa.RecordBatch.from_pydict(
+        {
+            "value": pa.array(values, pa.binary()),
+            "topic": [topic] * len(values),
+            "partition": pa.array([partition] * len(values), pa.int32()),
+            "offset": pa.array(range(100, 100 + len(values)), pa.int64()),
+        }
+    )
+
+
+GOOD = [FLOW_LINE, _with("flow", FLOW_LINE, "unix_tstamp", "1674604800")]  # two hours
+BAD = [FLOW_LINE, _with("flow", FLOW_LINE, "sport", "https"), "a,b"]
+POINTER = IngestMessage(
+    "POINTER", "it", "flow", "big", "d-pointer", 0, 1, pointer=Pointer("/stage/x.csv", 10, 3, "0" * 64)
+)
+
+
+def _values() -> list[bytes | None]:
+    return [
+        encode_message(_inline(GOOD, "d-good")),
+        encode_message(_inline(BAD, "d-bad")),
+        encode_message(_inline(GOOD, "d-good")),  # duplicate of offset 100
+        encode_message(POINTER),
+        encode_message(_inline(GOOD, "d-dns", data_type="dns")),
+        b"\x00garbage",
+        encode_message(_inline(GOOD, "d-cut"))[:-40],
+        _version(_inline(GOOD, "d-v2"), 2),
+        None,
+        encode_message(_inline([], "d-empty")),
+        encode_message(_inline(GOOD * 3, "d-good", index=1)),
+    ]
+
+
+def _schema_json(message_format: str = "ingest_v1") -> str:
+    name = SPOT_LIST_SCHEMA_FILE if message_format == "spot_list" else MESSAGE_SCHEMA_FILE
+    return (SCHEMAS_DIR / name).read_text(encoding="utf-8")
+
+
+def _run(frames: list[pa.RecordBatch], bad_only: bool) -> tuple[pa.Table, dict[str, Any]]:
+    """A pass's output: the good rows read back from its Parquet files (with their folder's hour),
+    and its report; or, with ``bad_only``, its quarantine rows."""
+    import pyarrow.parquet as pq
+
+    if bad_only:
+        return pa.Table.from_batches(frames, schema=LISTENER._arrow_schema(LISTENER.BAD_COLUMNS)), {}
+    out = pa.Table.from_batches(frames, schema=LISTENER._arrow_schema(LISTENER.PASS_COLUMNS)).to_pylist()
+    reports = [__import__("json").loads(r["data"]) for r in out if r["kind"] == "report"]
+    assert len(reports) == 1
+    parts = []
+    for r in out:
+        if r["kind"] == "file":
+            table = pq.read_table(io.BytesIO(r["data"]))
+            hour = dict(part.split("=") for part in r["folder"].split("/"))
+            assert list(hour) == ["y", "m", "d", "h"]
+            for name, kind in TABLES["flow"].partitions:
+                value = pa.scalar(int(hour[name]), LISTENER._arrow_schema([(name, kind)]).field(0).type)
+                table = table.append_column(name, pa.repeat(value, table.num_rows))
+            parts.append(table)
+    schema = LISTENER._arrow_schema(_good_columns("flow"))
+    good = pa.concat_tables([t.cast(schema) for t in parts]) if parts else schema.empty_table()
+    return good, reports[0]
+
+
+def _listen(
+    batch: pa.RecordBatch,
+    skip: frozenset[Any] = frozenset(),
+    bad_limit: int = 1000,
+    bad_only: bool = False,
+    message_format: str = "ingest_v1",
+) -> tuple[pa.Table, dict[str, Any]]:
+    frames = LISTENER.listen_messages(
+        iter([batch.slice(0, 4), batch.slice(4)]),
+        "flow",
+        message_format,
+        _schema_json(message_format),
+        "edge" if message_format == "spot_list" else "",
+        _good_columns("flow"),
+        skip,
+        bad_limit,
+        bad_only,
+    )
+    return _run(list(frames), bad_only)
+
+
+def _reference(batch: pa.RecordBatch, message_format: str = "ingest_v1") -> dict[str, Any]:
+    """The earlier pipeline: decode, dedupe, type_units, group by unit and hour."""
+    schema = fastavro.parse_schema(__import__("json").loads(_schema_json(message_format)))
+    pipeline = "edge" if message_format == "spot_list" else ""
+    decoded = [
+        LISTENER.decode_message(v, t, p, o, schema, "flow", message_format, pipeline)
+        for v, t, p, o in zip(*(batch.column(n).to_pylist() for n in batch.schema.names), strict=True)
+    ]
+    first: dict[Any, Any] = {}
+    for d in decoded:
+        key = (d["file_digest"], d["segment_index"])
+        if key not in first or LISTENER.message_key(d) < LISTENER.message_key(first[key]):
+            first[key] = d
+    unique = sorted(first.values(), key=LISTENER.message_key)
+    units = [
+        {**{n: d[n] for n in LISTENER.MESSAGE_NAMES}, "lines": d["lines"], "text": None, "error": d["error"]}
+        for d in unique
+        if d["kind"] != "POINTER"
+    ]
+    spec = TABLES["flow"]
+    out_columns = (*spec.columns, *spec.partitions, *LISTENER.MESSAGE_COLUMNS, *LISTENER.QUARANTINE_EXTRA)
+    unit_batch = pa.RecordBatch.from_pylist(
+        units, schema=LISTENER._arrow_schema((*LISTENER.MESSAGE_COLUMNS, *LISTENER.UNIT_EXTRA))
+    )
+    typed = pa.Table.from_batches(
+        list(LISTENER.type_units(iter([unit_batch]), "flow", out_columns)),
+        schema=LISTENER._arrow_schema(out_columns),
+    ).to_pylist()
+    entries: Counter[Any] = Counter()
+    for row in typed:
+        hour = tuple(None if row[n] is None else str(row[n]) for n in "ymdh")
+        key = (*(row[n] for n in LISTENER.ENTRY_IDENTITY), *hour)
+        entries[(*key, "rows" if row["reason"] is None else "quarantined")] += 1
+    good_names = [n for n, _ in _good_columns("flow")]
+    return {
+        "decoded": decoded,
+        "unique": unique,
+        "good": sorted(tuple(r[n] for n in good_names) for r in typed if r["reason"] is None),
+        "bad": sorted(
+            (
+                r["pipeline"],
+                r["file_name"],
+                r["file_digest"],
+                r["segment_index"],
+                r["line_no"],
+                r["raw"],
+                r["reason"],
+            )
+            for r in typed
+            if r["reason"] is not None
+        ),
+        "entries": entries,
+    }
+
+
+def _entry_counts(entries: list[dict[str, Any]]) -> Counter[Any]:
+    counts: Counter[Any] = Counter()
+    for e in entries:
+        key = (*(e[n] for n in LISTENER.ENTRY_IDENTITY), *(e[n] for n in "ymdh"))
+        for what in ("rows", "quarantined"):
+            if e[what]:
+                counts[(*key, what)] += e[what]
+    return counts
+
+
+@pytest.mark.parametrize("message_format", ["ingest_v1", "spot_list"])
+def test_single_pass_equals_the_reference_pipeline(message_format: str) -> None:
+    if message_format == "spot_list":
+        values = [encode_spot_list(GOOD), encode_spot_list(BAD), b"\x04", encode_spot_list([])]
+    else:
+        values = _values()
+    batch = _kafka(values)
+    want = _reference(batch, message_format)
+
+    _, first = _listen(batch, message_format=message_format)
+    assert [LISTENER.message_key(m) for m in first["messages"]] == [
+        LISTENER.message_key(d) for d in want["decoded"]
+    ]
+    skip = LISTENER.duplicates(first["messages"])
+    assert skip == frozenset(LISTENER.message_key(d) for d in want["decoded"] if d not in want["unique"])
+    assert len(skip) == (1 if message_format == "ingest_v1" else 0)
+
+    good, report = _listen(batch, skip=skip, message_format=message_format)
+    names = good.schema.names
+    assert sorted(tuple(r[n] for n in names) for r in good.to_pylist()) == want["good"]
+    assert sorted(tuple(row) for _, row in report["bad"]) == want["bad"]
+    assert _entry_counts([e for _, e in report["entries"]]) == want["entries"]
+    assert not report["overflow"]
+    # Without the skip set, the duplicate's rows and entries are there, each tagged with its message.
+    if skip:
+        assert good.num_rows < _listen(batch, message_format=message_format)[0].num_rows
+    assert _entry_counts([e for k, e in first["entries"] if tuple(k) not in skip]) == want["entries"]
+
+    bad, _ = _listen(batch, skip=skip, bad_only=True, message_format=message_format)
+    assert sorted(tuple(r.values()) for r in bad.to_pylist()) == want["bad"]
+
+
+def test_entries_have_the_load_log_fields_and_types() -> None:
+    _, report = _listen(_kafka([encode_message(_inline(GOOD, "d-good")), b"junk"]))
+    entries = sorted((e for _, e in report["entries"]), key=lambda e: (e["file_digest"], e["h"] or ""))
+    assert entries[0] == {
+        "pipeline": "it",
+        "file_name": "file-d-good",
+        "file_digest": "d-good",
+        "segment_index": 0,
+        "segment_count": 2,
+        "expected_rows": 2,
+        "y": "2023",
+        "m": "1",
+        "d": "25",
+        "h": "0",
+        "rows": 1,
+        "quarantined": 0,
+    }
+    assert {(e["h"], e["rows"]) for e in entries if e["file_digest"] == "d-good"} == {("0", 1), ("18", 1)}
+    junk = entries[-1]
+    assert junk["file_digest"] == "kafka:t:0:101" and (junk["y"], junk["rows"], junk["quarantined"]) == (
+        None,
+        0,
+        1,
+    )
+    assert [m["kind"] for m in report["messages"]] == ["INLINE", "ERROR"]
+
+
+def test_quarantine_rows_above_the_limit_only_set_overflow() -> None:
+    batch = _kafka([encode_message(_inline(BAD * 3, "d-bad")), encode_message(_inline(GOOD, "d-good"))])
+    good, report = _listen(batch, bad_limit=5)
+    assert report["overflow"] and report["bad"] == []
+    assert sum(e["quarantined"] for _, e in report["entries"]) == 6
+    assert good.num_rows == 3 + 2
+    bad, _ = _listen(batch, bad_limit=5, bad_only=True)
+    assert bad.num_rows == 6
+
+
+def test_pointer_units_are_typed_like_messages() -> None:
+    text = "\n".join([*GOOD, *BAD]) + "\n"
+    ident = {
+        n: v for n, v in zip(LISTENER.MESSAGE_NAMES, ["t", 1, 7, "it", "big", "d-p", 0, 1, 5], strict=True)
+    }
+    units = pa.RecordBatch.from_pylist(
+        [
+            {**ident, "lines": None, "text": text, "error": None},
+            {
+                **ident,
+                "kafka_offset": 8,
+                "file_digest": "d-gone",
+                "lines": None,
+                "text": None,
+                "error": "gone",
+            },
+        ],
+        schema=LISTENER._arrow_schema((*LISTENER.MESSAGE_COLUMNS, *LISTENER.UNIT_EXTRA)),
+    )
+    good, report = _run(list(LISTENER.listen_units(iter([units]), "flow", _good_columns("flow"), 100)), False)
+    assert good.num_rows == 3
+    assert sorted((row[4], row[6]) for _, row in report["bad"]) == [
+        (0, "gone"),
+        (4, "sport is not an integer: 'https'"),
+        (5, "expected 28 fields for flow, got 2"),
+    ]
+    assert sorted(
+        (e["file_digest"], e["h"] or "", e["rows"], e["quarantined"]) for _, e in report["entries"]
+    ) == [
+        ("d-gone", "", 0, 1),
+        ("d-p", "", 0, 2),
+        ("d-p", "0", 1, 0),
+        ("d-p", "18", 2, 0),
+    ]
+
+
+def test_duplicates_keep_the_lowest_topic_partition_offset() -> None:
+    def m(topic: str, partition: int, offset: int, digest: str, index: int = 0) -> dict[str, Any]:
+        return {
+            "topic": topic,
+            "kafka_partition": partition,
+            "kafka_offset": offset,
+            "file_digest": digest,
+            "segment_index": index,
+        }
+
+    found = [m("b", 0, 1, "x"), m("a", 1, 9, "x"), m("a", 1, 3, "x"), m("a", 0, 5, "x", 1), m("a", 0, 2, "y")]
+    assert LISTENER.duplicates(found) == {("b", 0, 1), ("a", 1, 9)}
+    assert LISTENER.duplicates([]) == frozenset()
+
+
+def test_parquet_files_are_one_per_hour_without_partition_columns() -> None:
+    import pyarrow.parquet as pq
+
+    schema = LISTENER._arrow_schema(_good_columns("flow"))
+    lines = [*GOOD, GOOD[0], _with("flow", FLOW_LINE, "unix_tstamp", "1706745600")]
+    from spot_operators.listener_columns import typed_lines
+
+    typed = typed_lines("flow", lines)
+    assert typed is not None
+    files = LISTENER.parquet_files(typed.cast(schema), ["y", "m", "d", "h"])
+    assert [f for f, _ in files] == ["y=2023/m=1/d=25/h=0", "y=2023/m=1/d=25/h=18", "y=2024/m=2/d=1/h=0"]
+    tables = [pq.read_table(io.BytesIO(data)) for _, data in files]
+    assert [t.num_rows for t in tables] == [1, 2, 1]
+    assert all(t.schema.names == list(TABLES["flow"].column_names) for t in tables)
+    assert tables[1].column("unix_tstamp").to_pylist() == [1674671760, 1674671760]
+    assert (
+        tables[0].schema.field("sport").type == pa.int32()
+        and tables[0].schema.field("tdur").type == pa.float32()
+    )
+
+
+class _Spark:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def sql(self, statement: str) -> None:
+        self.statements.append(statement)
+
+
+def _listener(data_type: str) -> Any:
+    import argparse
+
+    listener = object.__new__(LISTENER.Listener)
+    listener.spark = _Spark()
+    listener.table = TABLES[data_type]
+    listener.args = argparse.Namespace(data_type=data_type)
+    return listener
+
+
+def test_register_uses_hql_for_the_table_and_quotes_the_quarantine_table() -> None:
+    from spot_operators.hql import register_hours_sql
+
+    flow = _listener("flow")
+    hours = [{"y": "2023", "m": "1", "d": "25", "h": "18"}, {"y": "2023", "m": "1", "d": "25", "h": "19"}]
+    flow._register("spot.flow", "hdfs://nn:8020/user/spot/flow/hive", hours)
+    assert flow.spark.statements == register_hours_sql(
+        "spot", "flow", hours, "hdfs://nn:8020/user/spot/flow/hive"
+    )
+    assert "PARTITION (`y`=2023, `m`=1, `d`=25, `h`=18) LOCATION " in flow.spark.statements[0]
+
+    proxy = _listener("proxy")
+    proxy._register("db1.proxy_copy", "/p", [{"y": "2024", "m": "03", "d": "07", "h": "05"}])
+    assert proxy.spark.statements == [
+        "ALTER TABLE `db1`.`proxy_copy` ADD IF NOT EXISTS\n"
+        "  PARTITION (`y`='2024', `m`='03', `d`='07', `h`='05') LOCATION '/p/y=2024/m=03/d=07/h=05'"
+    ]
+
+    flow._register_quarantine("spot.quarantine", "/q", [{"y": "2026", "m": "11", "d": "3", "h": "2"}])
+    assert flow.spark.statements[-1] == (
+        "ALTER TABLE `spot`.`quarantine` ADD IF NOT EXISTS PARTITION "
+        "(`data_type`='flow', `y`=2026, `m`=11, `d`=3, `h`=2) "
+        "LOCATION '/q/data_type=flow/y=2026/m=11/d=3/h=2'"
+    )
+    for bad in ("flow", "spot.flow.x", "spot.fl-ow", "sp ot.flow", ".flow"):
+        with pytest.raises(ValueError, match=r"db\.table"):
+            flow._register(bad, "/t", hours)
+    with pytest.raises(ValueError):
+        flow._register("spot.flow", "/t", [{"y": "2023", "m": "13", "d": "1", "h": "0"}])
