@@ -24,7 +24,7 @@ from spot_operators.detection import path_text
 from spot_operators.envelope import IngestMessage, Pointer
 from spot_operators.hdfs_store import HdfsClient, store_verified
 from spot_operators.layout import hdfs_type_root
-from spot_operators.ledger import FileLedger, FileVersion, State, file_digest
+from spot_operators.ledger import FileLedger, FileRecord, FileVersion, State, file_digest
 from spot_operators.publish import Producer, failed_segment_paths, publish_messages
 from spot_operators.rows import HourPartition, QuarantinedLine, Row
 from spot_operators.segments import RowTooLargeError, csv_line, inline_messages, should_inline
@@ -192,6 +192,9 @@ def collect_file(
         return CollectResult(path_text(str(path)), "skipped", f"ledger state {state}", digest=version.digest)
     log.info("claimed %s (attempt %d, digest %s)", path, claim.attempt, version.digest[:16])
     try:
+        earlier = None if stored_original else ledger.done_with_digest(pipeline.name, version.digest)
+        if earlier is not None and earlier.version != version:
+            return _settle_duplicate(path, version, earlier, pipeline, ledger, owner)
         return _collect_claimed(
             path,
             version,
@@ -207,6 +210,32 @@ def collect_file(
     except BaseException as exc:
         ledger.fail(version, owner, f"{type(exc).__name__}: {exc}"[:4000])
         raise
+
+
+def _settle_duplicate(
+    path: Path,
+    version: FileVersion,
+    earlier: FileRecord,
+    pipeline: PipelineConfig,
+    ledger: FileLedger,
+    owner: str,
+) -> CollectResult:
+    """Record a new version of content already ingested as done, without publishing its rows again.
+
+    Its original is in HDFS already (identical bytes); ``post_ingest`` still applies to the local copy.
+    The record carries ``duplicate_of`` and no ``rows``, so counts and reconciliation see the rows once.
+    """
+    first = path_text(earlier.version.path)
+    details = {"duplicate_of": first}
+    ledger.advance(version, owner, State.STORED, details)
+    ledger.advance(version, owner, State.PUBLISHED, details)
+    outcome = _finish_original(pipeline, path)
+    ledger.advance(version, owner, State.DONE, {**details, "local_original": outcome})
+    reason = (
+        f"identical content (sha256 {version.digest[:16]}) already ingested as {first}; original {outcome}"
+    )
+    log.warning("%s: %s", path, reason)
+    return CollectResult(path_text(str(path)), "skipped", reason, digest=version.digest)
 
 
 def _collect_claimed(

@@ -154,6 +154,8 @@ def summarize_records(
         if record.state is not State.DONE:
             stats.in_progress += 1
             continue
+        if record.details.get("duplicate_of"):  # identical content counted with its first version
+            continue
         rows = _int(record.details.get("rows"))
         quarantined = _int(record.details.get("quarantined"))
         size = record.version.size

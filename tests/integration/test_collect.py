@@ -286,6 +286,15 @@ def test_flow_file_is_stored_verified_and_published_inline_once(collect_env: Col
     collect_env.collect("flow_internals", max_wait=8)
     assert len(collect_env.read_topic("flow_internals")) == len(messages)
 
+    # The same bytes again, touched or copied under another name (a collector re-sending its files):
+    # new file versions, settled as duplicates of the first one, nothing published twice.
+    os.utime(target, ns=(time.time_ns(), time.time_ns() - 5 * 10**9))
+    shutil.copy2(FLOW_SAMPLE, target.with_name(f"{target.name}00"))  # nfcapd.YYYYMMDDhhmmss form
+    output = collect_env.collect("flow_internals")
+    assert_in_output("identical content", output)
+    assert len(collect_env.read_topic("flow_internals")) == len(messages)
+    assert collect_env.ledger_states("flow_internals") == {target.name: "done", f"{target.name}00": "done"}
+
 
 def test_dns_captures_travel_as_hdfs_pointers_above_the_inline_limit(
     tmp_path: Path, unique_name: str

@@ -160,6 +160,23 @@ def test_changed_file_with_same_name_is_a_new_version(tmp_path: Path, ledger: Fi
     assert ledger.is_done(v1) and not ledger.is_done(v3)
 
 
+def test_done_with_digest_finds_identical_content_of_the_same_pipeline_only(
+    tmp_path: Path, ledger: FileLedger
+) -> None:
+    first, copy = tmp_path / "nfcapd.202401010000", tmp_path / "nfcapd.20240101000000"
+    first.write_bytes(b"same rows")
+    copy.write_bytes(b"same rows")
+    v_first, v_copy = FileVersion.from_path("flow", first), FileVersion.from_path("flow", copy)
+    assert v_first.digest == v_copy.digest and v_first != v_copy
+    assert ledger.done_with_digest("flow", v_first.digest) is None
+    bring_to(ledger, v_first, State.PUBLISHED)
+    assert ledger.done_with_digest("flow", v_first.digest) is None, "only done content counts"
+    ledger.advance(v_first, "run-a", State.DONE)
+    found = ledger.done_with_digest("flow", v_copy.digest)
+    assert found is not None and found.version == v_first
+    assert ledger.done_with_digest("flow_other", v_first.digest) is None
+
+
 def test_same_content_recreated_with_same_mtime_is_the_same_version(
     tmp_path: Path, ledger: FileLedger
 ) -> None:
