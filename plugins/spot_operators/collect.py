@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -192,8 +193,8 @@ def collect_file(
         return CollectResult(path_text(str(path)), "skipped", f"ledger state {state}", digest=version.digest)
     log.info("claimed %s (attempt %d, digest %s)", path, claim.attempt, version.digest[:16])
     try:
-        earlier = None if stored_original else ledger.done_with_digest(pipeline.name, version.digest)
-        if earlier is not None and earlier.version != version:
+        earlier = None if stored_original else identical_done(ledger, pipeline.name, version)
+        if earlier is not None:
             return _settle_duplicate(path, version, earlier, pipeline, ledger, owner)
         return _collect_claimed(
             path,
@@ -210,6 +211,45 @@ def collect_file(
     except BaseException as exc:
         ledger.fail(version, owner, f"{type(exc).__name__}: {exc}"[:4000])
         raise
+
+
+IDENTICAL_WAIT_SECONDS = 600.0
+"""How long a file waits for another version of the same bytes that is being collected right now."""
+
+
+def identical_done(
+    ledger: FileLedger,
+    pipeline: str,
+    version: FileVersion,
+    wait: float = IDENTICAL_WAIT_SECONDS,
+    poll: float = 2.0,
+) -> FileRecord | None:
+    """The done record of another file with the same bytes, waiting while one is still in flight.
+
+    Two copies of one file collected at once (mapped tasks run in parallel) must not both publish: the
+    later one waits until the other is done (then it is a duplicate) or failed, or until ``wait``
+    passes (a crashed claim whose lease has not expired yet); then it collects the file itself.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        others = [r for r in ledger.with_digest(pipeline, version.digest) if r.version != version]
+        done = next((r for r in others if r.state is State.DONE), None)
+        if done is not None:
+            return done
+        busy = [r for r in others if r.state in (State.CLAIMED, State.STORED, State.PUBLISHED)]
+        if not busy:
+            return None
+        if time.monotonic() >= deadline:
+            log.warning(
+                "%s: %s with the same bytes is still %s after %.0fs; collecting this copy too",
+                version.path,
+                busy[0].version.path,
+                busy[0].state,
+                wait,
+            )
+            return None
+        log.info("%s: waiting for %s (same bytes, %s)", version.path, busy[0].version.path, busy[0].state)
+        time.sleep(poll)
 
 
 def _settle_duplicate(

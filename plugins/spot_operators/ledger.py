@@ -591,19 +591,20 @@ class FileLedger:
             row = con.execute(query + " ORDER BY updated_at DESC, rowid DESC LIMIT 1", args).fetchone()
         return None if row is None else _record(row)
 
-    def done_with_digest(self, pipeline: str, digest: str) -> FileRecord | None:
-        """The first ``done`` record of ``pipeline`` whose content has ``digest``, or ``None``.
+    def with_digest(self, pipeline: str, digest: str) -> list[FileRecord]:
+        """Every record of ``pipeline`` whose content has ``digest``, oldest update first.
 
         Why: a file copied or touched again has a new version (path, size, mtime) but the same rows;
         collect settles it as a duplicate instead of publishing the rows twice.
         """
-        query = (
-            "SELECT * FROM files WHERE pipeline = ? AND digest = ? AND state = ? "
-            "ORDER BY updated_at, rowid LIMIT 1"
-        )
-        with self._read("done_with_digest") as con:
-            row = con.execute(query, (pipeline, digest, State.DONE.value)).fetchone()
-        return None if row is None else _record(row)
+        query = "SELECT * FROM files WHERE pipeline = ? AND digest = ? ORDER BY updated_at, rowid"
+        with self._read("with_digest") as con:
+            rows = con.execute(query, (pipeline, digest)).fetchall()
+        return [_record(r) for r in rows]
+
+    def done_with_digest(self, pipeline: str, digest: str) -> FileRecord | None:
+        """The first ``done`` record of ``pipeline`` whose content has ``digest``, or ``None``."""
+        return next((r for r in self.with_digest(pipeline, digest) if r.state is State.DONE), None)
 
     def records(self, state: State | str | None = None, pipeline: str | None = None) -> list[FileRecord]:
         """All records, optionally of one state and/or pipeline, oldest update first."""

@@ -239,6 +239,20 @@ def collect_env(tmp_path: Path, unique_name: str) -> Iterator[CollectEnv]:
     env.cleanup()
 
 
+def drop_fresh_flow_capture(target: Path) -> None:
+    """Put the NetFlow sample's 3018 flows into ``target`` as a new file with its own bytes.
+
+    ``nfdump -w`` stamps each file it writes, so every call gives new content: collect settles a copy
+    of bytes it has ingested before as a duplicate, and tests on the shared stack need a new file each
+    time. Written under a hidden name and renamed, as nfcapd's rotation makes a file appear whole.
+    """
+    hidden = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    subprocess.run(
+        ["nfdump", "-r", str(FLOW_SAMPLE), "-w", str(hidden)], capture_output=True, timeout=120, check=True
+    )
+    hidden.rename(target)
+
+
 def _nfdump_count(path: Path) -> int:
     out = subprocess.run(
         ["nfdump", "-r", str(path), "-q", "-o", "csv"],
@@ -393,7 +407,10 @@ def test_hostile_and_odd_file_names_are_data_not_commands(collect_env: CollectEn
         assert not (place / "pwned").exists(), f"a file name was executed as a command (in {place})"
     messages = collect_env.read_topic("proxy_bluecoat")
     assert len({m.file_digest for m in messages}) == 1  # four copies of the same bytes: one digest
-    assert len({m.file_name for m in messages}) == 4
+    # ... published once: the copies collected at the same time wait for the first and are duplicates.
+    assert len({m.file_name for m in messages}) == 1
+    assert list(collect_env.ledger_states("proxy_bluecoat").values()).count("done") == 4
+    assert_in_output("identical content", output)
     assert (folder / "garbage.log").exists()
 
 

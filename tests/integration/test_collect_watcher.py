@@ -9,11 +9,8 @@ the same file. Uses the stack's default config, like the UI test; the DAG is pau
 
 from __future__ import annotations
 
-import shutil
 import time
-import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,9 +19,8 @@ from spot_operators.config import load_ingest_config
 from spot_operators.ledger import FileLedger, State, ledger_path
 
 from .airflow_api import AirflowApi
+from .test_collect import FLOW_SAMPLE, drop_fresh_flow_capture
 
-ROOT = Path(__file__).resolve().parents[2]
-FLOW_SAMPLE = ROOT.parent / "shared" / "data" / "flow" / "nfcapd.202301251836"
 DAG_ID = "spot_collect_flow_internals"
 PIPELINE = "flow_internals"
 WAIT = 300.0
@@ -72,9 +68,7 @@ def test_a_dropped_file_starts_a_collect_run_through_the_folder_watcher() -> Non
     since = datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
     target = pipeline.collector_path / f"nfcapd.{datetime.now(UTC):%Y%m%d%H%M%S}"
-    hidden = pipeline.collector_path / f".{target.name}.{uuid.uuid4().hex[:6]}"
-    shutil.copyfile(FLOW_SAMPLE, hidden)
-    hidden.rename(target)  # appears whole, as nfcapd's rotation does
+    drop_fresh_flow_capture(target)  # new bytes: a copy of ingested ones would be a duplicate
     dropped = time.monotonic()
     try:
         api.client.patch(f"/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
@@ -127,4 +121,3 @@ def test_a_dropped_file_starts_a_collect_run_through_the_folder_watcher() -> Non
             api.client.patch(f"/dags/{DAG_ID}", json={"is_paused": True})
         _end_runs(api, _watcher_runs(api, since))
         target.unlink(missing_ok=True)
-        hidden.unlink(missing_ok=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ import pytest
 from spot_operators.config import load_ingest_config
 
 from .airflow_api import AirflowApi, all_admins, base_url, credentials
+from .test_collect import drop_fresh_flow_capture
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW_SAMPLE = ROOT.parent / "shared" / "data" / "flow" / "nfcapd.202301251836"
@@ -232,12 +232,10 @@ def test_trigger_collect_in_the_ui_and_read_the_ingest_page(browser_page: Any) -
     started = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     before = _pipeline(_summary(api))
 
-    # A new file version: the sample's bytes under a new, valid nfcapd name (moved in whole).
+    # The sample's flows in a new file under a new, valid nfcapd name.
     collector = load_ingest_config().pipelines[PIPELINE].collector_path
     target = collector / f"nfcapd.{datetime.now(UTC):%Y%m%d%H%M%S}"
-    hidden = collector / f".{target.name}.{uuid.uuid4().hex[:6]}"
-    shutil.copyfile(FLOW_SAMPLE, hidden)
-    hidden.rename(target)
+    drop_fresh_flow_capture(target)  # new bytes: a copy of ingested ones would be a duplicate
     run_id = f"ui_test__{uuid.uuid4().hex[:12]}"
     try:
         _open_ui(page)
