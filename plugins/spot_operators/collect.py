@@ -232,7 +232,7 @@ def identical_done(
     """
     deadline = time.monotonic() + wait
     while True:
-        others = [r for r in ledger.with_digest(pipeline, version.digest) if r.version != version]
+        others = ledger.with_digest(pipeline, version.digest, other_than=version)
         done = next((r for r in others if r.state is State.DONE), None)
         if done is not None:
             return done

@@ -591,16 +591,22 @@ class FileLedger:
             row = con.execute(query + " ORDER BY updated_at DESC, rowid DESC LIMIT 1", args).fetchone()
         return None if row is None else _record(row)
 
-    def with_digest(self, pipeline: str, digest: str) -> list[FileRecord]:
-        """Every record of ``pipeline`` whose content has ``digest``, oldest update first.
+    def with_digest(
+        self, pipeline: str, digest: str, other_than: FileVersion | None = None
+    ) -> list[FileRecord]:
+        """Every record of ``pipeline`` whose content has ``digest`` (but ``other_than``), oldest first.
 
         Why: a file copied or touched again has a new version (path, size, mtime) but the same rows;
-        collect settles it as a duplicate instead of publishing the rows twice.
+        collect settles it as a duplicate instead of publishing the rows twice. Versions are compared
+        in their stored form (a non-UTF-8 name is stored as ``\\xNN``).
         """
         query = "SELECT * FROM files WHERE pipeline = ? AND digest = ? ORDER BY updated_at, rowid"
         with self._read("with_digest") as con:
             rows = con.execute(query, (pipeline, digest)).fetchall()
-        return [_record(r) for r in rows]
+        records = [_record(r) for r in rows]
+        if other_than is not None:
+            records = [r for r in records if _key(r.version) != _key(other_than)]
+        return records
 
     def done_with_digest(self, pipeline: str, digest: str) -> FileRecord | None:
         """The first ``done`` record of ``pipeline`` whose content has ``digest``, or ``None``."""

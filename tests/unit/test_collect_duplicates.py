@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from spot_operators.collect import identical_done
@@ -57,3 +58,19 @@ def test_a_failed_or_stuck_copy_does_not_block_forever(tmp_path: Path) -> None:
     assert identical_done(ledger, "proxy", mine, wait=5, poll=0.05) is None  # failed: collect it
     assert ledger.claim(stuck, "run-b", LEASE) is not None
     assert identical_done(ledger, "proxy", mine, wait=0.2, poll=0.05) is None  # stuck: give up waiting
+
+
+def test_a_non_utf8_name_does_not_wait_for_its_own_record(tmp_path: Path) -> None:
+    """The ledger stores such a name as ``\\xNN``: its own record must still be recognised as its own."""
+    import os
+
+    ledger = FileLedger(tmp_path / "ledger.db")
+    raw = os.fsencode(str(tmp_path)) + b"/caf\xe9-latin1.log"
+    with open(raw, "wb") as handle:
+        handle.write(b"rows\n")
+    version = FileVersion.from_path("proxy", os.fsdecode(raw))
+    assert ledger.claim(version, "run-a", LEASE) is not None
+    started = time.monotonic()
+    assert identical_done(ledger, "proxy", version, wait=5, poll=0.05) is None
+    assert time.monotonic() - started < 1, "it waited for its own record"
+    assert ledger.with_digest("proxy", version.digest, other_than=version) == []
