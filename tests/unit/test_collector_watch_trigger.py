@@ -226,29 +226,3 @@ def test_a_watcher_run_waits_briefly(
     max_wait: float, stable: float, interval: float, expected: float
 ) -> None:
     assert watcher_run_wait(max_wait, stable, interval) == expected
-
-
-def test_the_ledger_is_read_again_only_when_it_changed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    staging = tmp_path / "staging"
-    staging.mkdir()
-    ledger = FileLedger(ledger_path(staging))
-    first = tmp_path / "nfcapd.202401011200"
-    write(first, b"a", age=120)
-    version = FileVersion.from_path("flow_test", first)
-    ledger.claim(version, "run", 60)
-    reads: list[int] = []
-    real = settled_keys
-
-    def counting(*args: Any) -> list[str]:
-        reads.append(1)
-        return real(*args)
-
-    monkeypatch.setattr("spot_operators.ledger.settled_keys", counting)
-    trigger = make(tmp_path, staging)
-    assert trigger._settled() == [] and trigger._settled() == []
-    assert len(reads) == 1  # unchanged ledger: not read again
-    for state in (State.STORED, State.PUBLISHED, State.DONE):
-        ledger.advance(version, "run", state)
-    assert len(trigger._settled()) == 1 and len(reads) == 2

@@ -8,7 +8,6 @@ because the triggerer imports triggers by dotted path and does not put the DAG f
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
@@ -54,15 +53,6 @@ def _poll_folder(
         done=len(scan.files) - len(candidates),
         in_progress=scan.skipped_in_progress,
     )
-
-
-def _file_stamp(path: str) -> tuple[int, int] | None:
-    """(mtime_ns, size) of ``path``, None when it does not exist."""
-    try:
-        stat = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
 
 
 def _check_timing(poll_interval: float, stable_seconds: float) -> None:
@@ -293,7 +283,6 @@ class CollectorFolderWatchTrigger(BaseEventTrigger):
         self.stable_seconds = float(stable_seconds)
         self.max_attempts = int(max_attempts)
         self._matches: Callable[[str], bool] = compile_matcher(self.patterns)
-        self._settled_cache: tuple[Any, list[str]] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -311,20 +300,12 @@ class CollectorFolderWatchTrigger(BaseEventTrigger):
         )
 
     def _settled(self) -> list[str]:
-        """Keys of files the ledger holds as done or given up (none before the first collect).
-
-        Read again only when the ledger's files (database and WAL) changed: the ledger grows with
-        every file ever collected, and this runs at every poll of a watcher that never stops.
-        """
+        """Keys of files the ledger holds as done or given up (none before the first collect)."""
         from spot_operators.ledger import FileLedger, settled_keys
 
         if not Path(self.ledger_path).exists():
             return []
-        stamp = tuple(_file_stamp(f"{self.ledger_path}{suffix}") for suffix in ("", "-wal"))
-        if self._settled_cache is None or self._settled_cache[0] != stamp:
-            keys = settled_keys(FileLedger(self.ledger_path), self.pipeline, self.max_attempts)
-            self._settled_cache = (stamp, keys)
-        return self._settled_cache[1]
+        return settled_keys(FileLedger(self.ledger_path), self.pipeline, self.max_attempts)
 
     def _poll(self) -> _Poll:
         return _poll_folder(self.collector_path, self.recursive, self._matches, self._settled())
