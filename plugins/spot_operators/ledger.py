@@ -36,6 +36,14 @@ must not point this ledger at a shared directory; it needs a server database (th
 directory rather than creating one, so a missing mount fails loudly instead of silently giving a
 host its own private ledger.
 
+Change feed: every write gives the row the next value of a ledger-wide sequence (``seq``), assigned
+under the write lock, so sequence order is commit order. :meth:`FileLedger.changes` returns the
+records changed after a :class:`LedgerCursor`; a reader that polls forever (the folder watcher) reads
+only what changed instead of the whole history, and sees a record leave a state too (a file given
+up and then claimed again). :class:`SettledKeys` keeps :func:`settled_keys` up to date that way.
+Wall-clock ``updated_at`` cannot serve: clocks step back, and a writer that took its timestamp
+before another may commit after it.
+
 Timestamps are UTC epoch seconds (``time.time()``). Pure standard library: no Airflow imports.
 """
 
@@ -48,6 +56,7 @@ import os
 import sqlite3
 import stat
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -62,14 +71,22 @@ __all__ = [
     "FileLedger",
     "FileRecord",
     "FileVersion",
+    "LedgerChanges",
+    "LedgerCursor",
     "LedgerError",
     "LedgerStorageError",
+    "SettledKeys",
     "State",
     "TransitionError",
     "file_digest",
+    "is_settled",
+    "settled_keys",
 ]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added the change sequence (``files.seq``) and the ledger's id (``ledger_info``); a version-1
+ledger is upgraded in place when opened. Code that knows only version 1 then refuses the file
+instead of writing rows without a ``seq`` that readers of :meth:`FileLedger.changes` would miss."""
 DEFAULT_BUSY_TIMEOUT = 30.0
 _HEX = frozenset("0123456789abcdef")
 
@@ -193,6 +210,31 @@ class FileRecord:
     lease_until: float | None
     updated_at: float
     details: dict[str, Any] = field(default_factory=dict)
+    seq: int = 0
+    """Position of the row's last change in the ledger's change sequence (see :meth:`FileLedger.changes`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerCursor:
+    """Where a reader of :meth:`FileLedger.changes` stands: a ledger (its id) and the last change seen."""
+
+    ledger_id: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class LedgerChanges:
+    """What :meth:`FileLedger.changes` returns.
+
+    ``records``: the current record of every row changed after the cursor, each once, in change
+    order. ``complete``: True when they are *all* records (no cursor given, or the cursor is not of
+    this ledger's history: another or a restored file); the reader must then replace what it built,
+    not merge. ``cursor``: pass it to the next call.
+    """
+
+    records: list[FileRecord]
+    cursor: LedgerCursor
+    complete: bool
 
 
 @dataclass(frozen=True)
@@ -217,6 +259,7 @@ class Claim:
         return _ORDER[self.reached] >= _ORDER[State(state)]
 
 
+# Version 1; a new file is created at version 1 and upgraded like an old one, so both end the same.
 _SCHEMA = (
     """
     CREATE TABLE files (
@@ -240,7 +283,14 @@ _SCHEMA = (
     """,
     "CREATE INDEX files_by_path ON files (path, updated_at)",
     "CREATE INDEX files_by_state ON files (state)",
-    f"PRAGMA user_version = {SCHEMA_VERSION}",
+)
+# Version 1 -> 2, also run after _SCHEMA on a new file: the change sequence and the ledger's id.
+# Existing rows get distinct seqs (their rowid); a reader's first call reads everything anyway.
+_UPGRADE_TO_2 = (
+    "ALTER TABLE files ADD COLUMN seq INTEGER NOT NULL DEFAULT 0",
+    "UPDATE files SET seq = rowid",
+    "CREATE INDEX files_by_seq ON files (seq)",
+    "CREATE TABLE ledger_info (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
 )
 _KEY = "pipeline = ? AND path = ? AND size = ? AND mtime_ns = ? AND digest = ?"
 
@@ -274,7 +324,13 @@ def _record(row: sqlite3.Row) -> FileRecord:
         lease_until=row["lease_until"],
         updated_at=row["updated_at"],
         details=json.loads(row["details"]),
+        seq=row["seq"],
     )
+
+
+def _next_seq(con: sqlite3.Connection) -> int:
+    """The next change number; only inside a write transaction, so numbers follow commit order."""
+    return int(con.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM files").fetchone()[0])
 
 
 class FileLedger:
@@ -353,6 +409,12 @@ class FileLedger:
                         )
                     for statement in _SCHEMA:
                         con.execute(statement)
+                    found = 1
+                if found == 1:
+                    for statement in _UPGRADE_TO_2:
+                        con.execute(statement)
+                    con.execute("INSERT INTO ledger_info (key, value) VALUES ('id', ?)", (uuid.uuid4().hex,))
+                    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 elif found != SCHEMA_VERSION:
                     raise LedgerStorageError(
                         f"file ledger {self._path}: schema version {found}, this code knows {SCHEMA_VERSION}"
@@ -431,9 +493,9 @@ class FileLedger:
             if row is None:
                 con.execute(
                     "INSERT INTO files (pipeline, path, size, mtime_ns, digest, state, reached, attempts, "
-                    "claimed_by, claimed_at, lease_seconds, lease_until, updated_at, details) "
-                    "VALUES (?, ?, ?, ?, ?, 'claimed', 'claimed', 1, ?, ?, ?, ?, ?, '{}')",
-                    (*_key(version), owner, now, lease_seconds, until, now),
+                    "claimed_by, claimed_at, lease_seconds, lease_until, updated_at, details, seq) "
+                    "VALUES (?, ?, ?, ?, ?, 'claimed', 'claimed', 1, ?, ?, ?, ?, ?, '{}', ?)",
+                    (*_key(version), owner, now, lease_seconds, until, now, _next_seq(con)),
                 )
                 return Claim(version, owner, 1, None, State.CLAIMED, {}, until)
             state = State(row["state"])
@@ -445,8 +507,8 @@ class FileLedger:
             attempt = row["attempts"] + 1
             con.execute(
                 "UPDATE files SET state = 'claimed', attempts = ?, claimed_by = ?, claimed_at = ?, "
-                f"lease_seconds = ?, lease_until = ?, updated_at = ? WHERE {_KEY}",
-                (attempt, owner, now, lease_seconds, until, now, *_key(version)),
+                f"lease_seconds = ?, lease_until = ?, updated_at = ?, seq = ? WHERE {_KEY}",
+                (attempt, owner, now, lease_seconds, until, now, _next_seq(con), *_key(version)),
             )
             return Claim(
                 version, owner, attempt, state, State(row["reached"]), json.loads(row["details"]), until
@@ -501,14 +563,15 @@ class FileLedger:
             merged = {**json.loads(row["details"]), **json.loads(payload)}
             done = target is State.DONE
             con.execute(
-                "UPDATE files SET state = ?, reached = ?, details = ?, updated_at = ?, lease_until = ? "
-                f"WHERE {_KEY}",
+                "UPDATE files SET state = ?, reached = ?, details = ?, updated_at = ?, lease_until = ?, "
+                f"seq = ? WHERE {_KEY}",
                 (
                     target.value,
                     target.value,
                     json.dumps(merged, sort_keys=True),
                     now,
                     None if done else now + row["lease_seconds"],
+                    _next_seq(con),
                     *_key(version),
                 ),
             )
@@ -527,9 +590,9 @@ class FileLedger:
                     f"cannot fail {version.describe()} from 'done' to 'failed': it is final"
                 )
             con.execute(
-                f"UPDATE files SET state = 'failed', last_error = ?, lease_until = NULL, updated_at = ? "
-                f"WHERE {_KEY}",
-                (error, self._clock(), *_key(version)),
+                "UPDATE files SET state = 'failed', last_error = ?, lease_until = NULL, updated_at = ?, "
+                f"seq = ? WHERE {_KEY}",
+                (error, self._clock(), _next_seq(con), *_key(version)),
             )
             return self._reload(con, version)
 
@@ -546,7 +609,8 @@ class FileLedger:
             if State(row["state"]) not in _ACTIVE or row["lease_until"] is None or row["lease_until"] <= now:
                 return False
             con.execute(
-                f"UPDATE files SET lease_until = ?, updated_at = ? WHERE {_KEY}", (now, now, *_key(version))
+                f"UPDATE files SET lease_until = ?, updated_at = ?, seq = ? WHERE {_KEY}",
+                (now, now, _next_seq(con), *_key(version)),
             )
             return True
 
@@ -567,8 +631,8 @@ class FileLedger:
             now = self._clock()
             until: float = now + seconds
             con.execute(
-                f"UPDATE files SET lease_seconds = ?, lease_until = ?, updated_at = ? WHERE {_KEY}",
-                (seconds, until, now, *_key(version)),
+                f"UPDATE files SET lease_seconds = ?, lease_until = ?, updated_at = ?, seq = ? WHERE {_KEY}",
+                (seconds, until, now, _next_seq(con), *_key(version)),
             )
             return until
 
@@ -639,6 +703,31 @@ class FileLedger:
                 counts[state] = count
         return counts
 
+    def changes(self, since: LedgerCursor | None = None, pipeline: str | None = None) -> LedgerChanges:
+        """Records (optionally of one pipeline) changed after ``since``: an incremental read.
+
+        Costs what changed, not the ledger's size: one indexed range read of ``seq``. Each write
+        moves its row to the end of the sequence, so a record that leaves a state shows up too.
+        Without ``since``, or when ``since`` is not of this ledger's history (another file at the
+        path, or an older copy restored: its id differs or its sequence ends before ``since``), it
+        returns every record with ``complete=True``. Read in one snapshot.
+        """
+        query = "SELECT * FROM files INDEXED BY files_by_seq WHERE seq > ?"
+        if pipeline is not None:
+            query += " AND pipeline = ?"
+        with self._read("changes") as con:
+            con.execute("BEGIN")  # the id, the last seq and the rows from one snapshot
+            try:
+                ledger_id = str(con.execute("SELECT value FROM ledger_info WHERE key = 'id'").fetchone()[0])
+                last = int(con.execute("SELECT COALESCE(MAX(seq), 0) FROM files").fetchone()[0])
+                complete = since is None or since.ledger_id != ledger_id or since.seq > last
+                after = 0 if complete or since is None else since.seq
+                args: list[Any] = [after] if pipeline is None else [after, pipeline]
+                rows = con.execute(query + " ORDER BY seq", args).fetchall()
+            finally:
+                con.execute("COMMIT")
+        return LedgerChanges([_record(r) for r in rows], LedgerCursor(ledger_id, last), complete)
+
     def is_done(self, version: FileVersion) -> bool:
         """True if ``version`` was fully processed."""
         record = self.get(version)
@@ -669,18 +758,98 @@ def ledger_path(local_staging: Path) -> Path:
     return Path(local_staging) / LEDGER_FILE_NAME
 
 
-def settled_keys(ledger: FileLedger, pipeline: str, max_attempts: int) -> list[str]:
-    """``path|size|mtime_ns`` keys of files a watcher must not report again.
+def is_settled(record: FileRecord, max_attempts: int) -> bool:
+    """Whether a watcher must leave the file of ``record`` alone.
 
-    Done files (so ``post_ingest: keep`` originals are not collected twice) and files that failed
-    ``max_attempts`` times (left alone until an operator resets them).
+    Done (so ``post_ingest: keep`` originals are not collected twice) or failed ``max_attempts``
+    times (left alone until an operator resets it, i.e. claims it again).
     """
+    exhausted = record.state == State.FAILED and record.attempts >= max_attempts
+    return record.state == State.DONE or exhausted
+
+
+def _snapshot_key(version: FileVersion) -> str:
+    """The version's :attr:`~spot_operators.detection.FileSnapshot.key` (``path|size|mtime_ns``)."""
     from spot_operators.detection import FileSnapshot
 
-    keys = []
-    for record in ledger.records(pipeline=pipeline):
-        exhausted = record.state == State.FAILED and record.attempts >= max_attempts
-        if record.state == State.DONE or exhausted:
-            v = record.version
-            keys.append(FileSnapshot(v.path, v.size, v.mtime_ns).key)
-    return keys
+    return FileSnapshot(version.path, version.size, version.mtime_ns).key
+
+
+def settled_keys(ledger: FileLedger, pipeline: str, max_attempts: int) -> list[str]:
+    """``path|size|mtime_ns`` keys of the files of ``pipeline`` that are :func:`is_settled`.
+
+    Reads the whole ledger: for a one-off look (a sensor). A reader that polls uses :class:`SettledKeys`.
+    """
+    return [
+        _snapshot_key(r.version) for r in ledger.records(pipeline=pipeline) if is_settled(r, max_attempts)
+    ]
+
+
+class SettledKeys:
+    """:func:`settled_keys` of one pipeline, kept up to date from :meth:`FileLedger.changes`.
+
+    Each :meth:`refresh` reads only the records changed since the previous one, so a watcher that
+    polls forever pays for what changed, not for every file ever collected. A record that stops
+    being settled (a given-up file claimed again) is dropped. Membership (``key in keys``) is what
+    a folder scan needs. Two versions may share a key (same path, size and mtime, other content):
+    the key stays while one of them is settled.
+
+    Not thread-safe: one reader at a time (the watcher polls sequentially).
+    """
+
+    def __init__(self, pipeline: str, max_attempts: int) -> None:
+        self.pipeline = pipeline
+        self.max_attempts = int(max_attempts)
+        self._cursor: LedgerCursor | None = None
+        self._by_version: dict[tuple[str, str, int, int, str], str] = {}  # settled row -> its key
+        self._count: dict[str, int] = {}  # key -> settled rows with that key
+
+    @property
+    def cursor(self) -> LedgerCursor | None:
+        """The position reached, None before the first refresh or after :meth:`clear`."""
+        return self._cursor
+
+    def refresh(self, ledger: FileLedger) -> SettledKeys:
+        """Read what changed in ``ledger`` since the last refresh and apply it; returns self."""
+        self.apply(ledger.changes(self._cursor, pipeline=self.pipeline))
+        return self
+
+    def apply(self, changes: LedgerChanges) -> None:
+        """Apply one :meth:`FileLedger.changes` result (pure: no I/O)."""
+        if changes.complete:
+            self._by_version.clear()
+            self._count.clear()
+        for record in changes.records:
+            if record.version.pipeline != self.pipeline:
+                continue
+            identity = _key(record.version)
+            old = self._by_version.pop(identity, None)
+            if old is not None:
+                self._discard(old)
+            if is_settled(record, self.max_attempts):
+                key = _snapshot_key(record.version)
+                self._by_version[identity] = key
+                self._count[key] = self._count.get(key, 0) + 1
+        self._cursor = changes.cursor
+
+    def clear(self) -> None:
+        """Forget everything (the ledger file went away); the next refresh reads it in full."""
+        self._cursor = None
+        self._by_version.clear()
+        self._count.clear()
+
+    def _discard(self, key: str) -> None:
+        left = self._count[key] - 1
+        if left:
+            self._count[key] = left
+        else:
+            del self._count[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._count
+
+    def __len__(self) -> int:
+        return len(self._count)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._count)

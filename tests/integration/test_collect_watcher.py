@@ -26,11 +26,22 @@ PIPELINE = "flow_internals"
 WAIT = 300.0
 
 
-def _asset_id(api: AirflowApi, name: str) -> int:
-    assets = api.get("/assets", name_pattern=name, limit=10)["assets"]
-    matching = [a for a in assets if a["name"] == name]
-    assert matching, f"asset {name} is not registered: {[a['name'] for a in assets]}"
-    return int(matching[0]["id"])
+def _asset_id(api: AirflowApi, name: str, uri: str, timeout: float = 120.0) -> int:
+    """The id of the asset ``name`` with ``uri``, once the dag-processor has (re)activated it.
+
+    By name alone is not enough: a checkout at another path that used this Airflow database (a CI
+    copy) registers the same name with its own folder URI, and until the dag-processor re-parses
+    this checkout the API lists only that one; the watcher's events go to this checkout's asset.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        assets = api.get("/assets", name_pattern=name, limit=50)["assets"]
+        matching = [a for a in assets if a["name"] == name and a["uri"] == uri]
+        if matching:
+            return int(matching[0]["id"])
+        seen = [(a["name"], a["uri"]) for a in assets]
+        assert time.monotonic() < deadline, f"asset {name} ({uri}) is not registered: {seen}"
+        time.sleep(2)
 
 
 def _events(api: AirflowApi, asset_id: int, since: str) -> list[dict[str, Any]]:
@@ -64,7 +75,7 @@ def test_a_dropped_file_starts_a_collect_run_through_the_folder_watcher() -> Non
     was_paused = bool(dag["is_paused"])
     config = load_ingest_config()
     pipeline = config.pipelines[PIPELINE]
-    folder_asset = _asset_id(api, f"spot_collector_{PIPELINE}")
+    folder_asset = _asset_id(api, f"spot_collector_{PIPELINE}", f"file://{pipeline.collector_path.resolve()}")
     since = datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
     target = pipeline.collector_path / f"nfcapd.{datetime.now(UTC):%Y%m%d%H%M%S}"

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 from airflow.triggers.base import BaseEventTrigger
 
-from spot_operators.ledger import FileLedger, FileVersion, State, ledger_path, settled_keys
+from spot_operators.ledger import FileLedger, FileVersion, LedgerChanges, State, ledger_path, settled_keys
 from spot_operators.sensors.collector import watcher_run_wait
 from spot_operators.triggers.collector import CollectorFolderWatchTrigger
 from tests.unit.test_collector_trigger import import_string, write
@@ -226,3 +226,113 @@ def test_a_watcher_run_waits_briefly(
     max_wait: float, stable: float, interval: float, expected: float
 ) -> None:
     assert watcher_run_wait(max_wait, stable, interval) == expected
+
+
+def _give_up(ledger: FileLedger, v: FileVersion, attempts: int = 2) -> None:
+    for attempt in range(attempts):  # max_attempts = 2 in make()
+        ledger.claim(v, f"run-{attempt}", 60)
+        ledger.fail(v, f"run-{attempt}", "boom")
+
+
+def test_each_poll_reads_only_the_ledger_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ledger is opened once and read in full once; later polls read what changed, not history."""
+    folder, staging = tmp_path / "collector", tmp_path / "staging"
+    folder.mkdir()
+    staging.mkdir()
+    ledger = FileLedger(ledger_path(staging))
+    for i in range(5):  # history: collected files that are gone from the folder
+        v = FileVersion("flow_test", str(folder / f"nfcapd.20230101000{i}"), 1, 1, "0" * 63 + str(i))
+        ledger.claim(v, "run", 60)
+        for state in (State.STORED, State.PUBLISHED, State.DONE):
+            ledger.advance(v, "run", state)
+    opened: list[str] = []
+    read: list[tuple[bool, int]] = []
+    real_init, real_changes = FileLedger.__init__, FileLedger.changes
+
+    def counting_init(self: FileLedger, *args: Any, **kwargs: Any) -> None:
+        opened.append(str(args[0]))
+        real_init(self, *args, **kwargs)
+
+    def counting_changes(self: FileLedger, *args: Any, **kwargs: Any) -> LedgerChanges:
+        changes = real_changes(self, *args, **kwargs)
+        read.append((changes.complete, len(changes.records)))
+        return changes
+
+    def full_read(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("the watcher read the whole ledger")
+
+    monkeypatch.setattr(FileLedger, "__init__", counting_init)
+    monkeypatch.setattr(FileLedger, "changes", counting_changes)
+    monkeypatch.setattr(FileLedger, "records", full_read)
+    target = folder / "nfcapd.202401011200"
+
+    async def scenario() -> dict[str, Any]:
+        watch = Watch(make(folder, staging))
+        try:
+            await watch.quiet(0.5)
+            write(target, b"a", age=120)
+            return await watch.next()
+        finally:
+            await watch.stop()
+
+    assert asyncio.run(scenario())["files"] == [target.name]
+    assert opened == [str(ledger_path(staging))]
+    assert len(read) >= 5 and read[0] == (True, 5)
+    assert read[1:] == [(False, 0)] * (len(read) - 1)
+
+
+def test_a_given_up_file_claimed_again_is_announced(tmp_path: Path) -> None:
+    """A record that leaves the settled state while the watcher runs is seen (incremental read)."""
+    folder, staging = tmp_path / "collector", tmp_path / "staging"
+    folder.mkdir()
+    staging.mkdir()
+    target = folder / "nfcapd.202401011200"
+    write(target, b"a", age=120)
+    ledger = FileLedger(ledger_path(staging))
+    v = FileVersion.from_path("flow_test", target)
+    _give_up(ledger, v)
+
+    async def scenario() -> dict[str, Any]:
+        watch = Watch(make(folder, staging))
+        try:
+            await watch.quiet(0.5)  # given up: left alone
+            ledger.claim(v, "operator-reset", 60)  # an operator resets it
+            payload = await watch.next()
+            ledger.fail(v, "operator-reset", "again")  # given up again: no new announcement
+            await watch.quiet(0.5)
+            return payload
+        finally:
+            await watch.stop()
+
+    assert asyncio.run(scenario())["files"] == [target.name]
+
+
+def test_files_settled_while_watching_and_a_ledger_that_goes_away(tmp_path: Path) -> None:
+    folder, staging = tmp_path / "collector", tmp_path / "staging"
+    folder.mkdir()
+    staging.mkdir()
+    db = ledger_path(staging)
+    done, later = folder / "nfcapd.202401011200", folder / "nfcapd.202401011205"
+    write(done, b"a", age=120)
+
+    async def scenario() -> list[list[str]]:
+        watch = Watch(make(folder, staging))
+        try:
+            first = await watch.next()  # no ledger yet (no collect ran)
+            ledger = FileLedger(db)
+            v = FileVersion.from_path("flow_test", done)
+            ledger.claim(v, "run", 60)
+            for state in (State.STORED, State.PUBLISHED, State.DONE):
+                ledger.advance(v, "run", state)
+            await watch.quiet(0.4)
+            # The ledger is deleted (the keys it held are dropped): its done file is new again.
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            second = await watch.next()
+            write(later, b"b", age=120)
+            third = await watch.next()
+            return [first["files"], second["files"], third["files"]]
+        finally:
+            await watch.stop()
+
+    assert asyncio.run(scenario()) == [[done.name], [done.name], [later.name]]

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Container
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
 
@@ -25,6 +25,9 @@ from spot_operators.detection import (
     ready_files,
     scan_directory,
 )
+
+if TYPE_CHECKING:
+    from spot_operators.ledger import FileLedger, SettledKeys
 
 MIN_SETTLE_DELAY = 1.0
 """Shortest gap (seconds, capped by ``poll_interval``) between two looks at a settling file."""
@@ -41,12 +44,15 @@ class _Poll:
 
 
 def _poll_folder(
-    collector_path: str, recursive: bool, matches: Callable[[str], bool], exclude: Iterable[str]
+    collector_path: str, recursive: bool, matches: Callable[[str], bool], exclude: Container[str]
 ) -> _Poll:
-    """Scan ``collector_path`` and drop the files whose key is in ``exclude`` (blocking I/O)."""
+    """Scan ``collector_path`` and drop the files whose key is in ``exclude`` (blocking I/O).
+
+    ``exclude`` is only asked for membership (a set, or the watcher's :class:`SettledKeys`), never
+    copied: the cost follows the folder, not the size of ``exclude``.
+    """
     scan = scan_directory(Path(collector_path), recursive=recursive, matches=matches)
-    excluded = set(exclude)
-    candidates = {p: s for p, s in scan.files.items() if s.key not in excluded}
+    candidates = {p: s for p, s in scan.files.items() if s.key not in exclude}
     return _Poll(
         candidates=candidates,
         problems=scan.problems,
@@ -124,6 +130,7 @@ class CollectorFilesTrigger(BaseTrigger):
         self.stable_seconds = float(stable_seconds)
         self.max_wait_seconds = float(max_wait_seconds)
         self.exclude = list(exclude or [])
+        self._excluded = frozenset(self.exclude)
         self.max_files = int(max_files)
         # Compiled now so a bad pattern fails in the task that defers, not later in the triggerer.
         self._matches: Callable[[str], bool] = compile_matcher(self.patterns)
@@ -146,7 +153,7 @@ class CollectorFilesTrigger(BaseTrigger):
 
     def _poll(self) -> _Poll:
         """Scan and drop done files; blocking file-system work, run in a thread by :meth:`run`."""
-        return _poll_folder(self.collector_path, self.recursive, self._matches, self.exclude)
+        return _poll_folder(self.collector_path, self.recursive, self._matches, self._excluded)
 
     def _next_delay(self, settling: int) -> float:
         return _next_delay(self.poll_interval, self.stable_seconds, settling)
@@ -256,6 +263,11 @@ class CollectorFolderWatchTrigger(BaseEventTrigger):
     a triggerer restart a file still waiting is announced again, which at worst starts a run that
     finds the file already claimed and skips.
 
+    The ledger is read in full once; every later poll reads only the records changed since the last
+    one (:class:`~spot_operators.ledger.SettledKeys`), so a poll's cost does not grow with every file
+    ever collected. The keys live in this instance only (not serialized): a new instance starts with a
+    full read.
+
     Event payload: ``{"pipeline", "collector_path", "new_files", "files": [base names, at most 20]}``.
     A missing or unreadable folder is logged and watched again at the next poll: a watcher that died
     would silently stop the pipeline.
@@ -283,6 +295,8 @@ class CollectorFolderWatchTrigger(BaseEventTrigger):
         self.stable_seconds = float(stable_seconds)
         self.max_attempts = int(max_attempts)
         self._matches: Callable[[str], bool] = compile_matcher(self.patterns)
+        self._ledger: FileLedger | None = None
+        self._settled_keys: SettledKeys | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -299,13 +313,30 @@ class CollectorFolderWatchTrigger(BaseEventTrigger):
             },
         )
 
-    def _settled(self) -> list[str]:
-        """Keys of files the ledger holds as done or given up (none before the first collect)."""
-        from spot_operators.ledger import FileLedger, settled_keys
+    def _settled(self) -> Container[str]:
+        """Keys of files the ledger holds as done or given up (none before the first collect).
 
+        Incremental: reads the ledger's changes since the previous poll. The ledger object is made
+        once (opening one checks the schema under the write lock, which a poll must not take); a
+        ledger that went away or failed is opened again, and read in full, at the next poll.
+        """
+        from spot_operators.ledger import FileLedger, SettledKeys
+
+        if self._settled_keys is None:
+            self._settled_keys = SettledKeys(self.pipeline, self.max_attempts)
+        keys = self._settled_keys
         if not Path(self.ledger_path).exists():
-            return []
-        return settled_keys(FileLedger(self.ledger_path), self.pipeline, self.max_attempts)
+            self._ledger = None
+            keys.clear()
+            return keys
+        try:
+            if self._ledger is None:
+                self._ledger = FileLedger(self.ledger_path)
+            return keys.refresh(self._ledger)
+        except BaseException:
+            self._ledger = None
+            keys.clear()
+            raise
 
     def _poll(self) -> _Poll:
         return _poll_folder(self.collector_path, self.recursive, self._matches, self._settled())
