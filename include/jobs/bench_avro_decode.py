@@ -9,7 +9,7 @@ The topic is read once (batch Kafka source) and cached, so every timed step meas
 
 * ``from_avro``: ``pyspark.sql.avro.functions.from_avro`` (built into spark-sql since Spark 4.1) with
   ``mode=PERMISSIVE``, then ``explode`` of the ``rows`` array, into the ``noop`` sink;
-* ``fastavro``: the listener's own :func:`spot_listener.decode_messages` in ``mapInArrow``, then the
+* ``fastavro``: the listener's own :func:`spot_listener.decode_message` in ``mapInArrow``, then the
   same ``explode``;
 * both again followed by the listener's row typing (:func:`spot_listener.type_units`), the part that
   decoding feeds in a real batch.
@@ -23,19 +23,20 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("spot.jobs.bench_avro_decode")
-
 JOBS_DIR = Path(__file__).resolve().parent
 LISTENER_FILE = JOBS_DIR / "spot_listener.py"
-PLUGINS_DIR = JOBS_DIR.parents[1] / "plugins"
+sys.path.append(str(JOBS_DIR))  # spot_listener
+sys.path.append(str(JOBS_DIR.parents[1] / "plugins"))  # spot_operators, if not on PYTHONPATH
+
+from spot_operators.job_support import spark_session, write_json_atomically  # noqa: E402
+
+log = logging.getLogger("spot.jobs.bench_avro_decode")
 SCHEMA_FILE = JOBS_DIR.parent / "schemas" / "spot_ingest_message.v1.avsc"
 
 
@@ -46,6 +47,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=2, help="timed runs of each variant")
     parser.add_argument("--result", required=True, help="local JSON file for the figures")
     return parser.parse_args(argv)
+
+
+DECODED_EXTRA = (
+    ("kind", "STRING"),
+    ("pointer_path", "STRING"),
+    ("lines", "ARRAY<STRING>"),
+    ("error", "STRING"),
+)
+"""What :func:`decode_messages` adds to the listener's ``MESSAGE_COLUMNS``."""
+
+
+def decode_messages(
+    batches: Any, data_type: str, message_format: str, schema_json: str, pipeline: str
+) -> Any:
+    """Kafka (value, topic, partition, offset) batches -> one decoded row per message (``mapInArrow``),
+    with the listener's own :func:`spot_listener.decode_message`: the fastavro half of the comparison."""
+    import fastavro
+    import pyarrow as pa
+
+    from spot_listener import MESSAGE_COLUMNS, _arrow_schema, decode_message
+
+    schema = fastavro.parse_schema(json.loads(schema_json))
+    out = _arrow_schema((*MESSAGE_COLUMNS, *DECODED_EXTRA))
+    for batch in batches:
+        columns = batch.to_pydict()
+        rows = [
+            decode_message(value, topic, partition, offset, schema, data_type, message_format, pipeline)
+            for value, topic, partition, offset in zip(
+                columns["value"], columns["topic"], columns["partition"], columns["offset"], strict=True
+            )
+        ]
+        yield pa.RecordBatch.from_pylist([{name: r[name] for name in out.names} for r in rows], schema=out)
 
 
 def broken_values() -> list[tuple[str, bytes]]:
@@ -74,8 +107,6 @@ def failure_check(spark: Any, schema_json: str) -> list[dict[str, Any]]:
     import pyarrow as pa
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
-
-    from spot_listener import decode_messages
 
     cases = broken_values()
     frame = spark.createDataFrame(cases, "case STRING, value BINARY").coalesce(1)
@@ -126,26 +157,13 @@ def timed(label: str, action: Callable[[], Any]) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Time every variant ``--repeat`` times on the cached topic; return the figures."""
     from pyspark import StorageLevel
-    from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
 
-    from spot_listener import (
-        DECODED_EXTRA,
-        MESSAGE_COLUMNS,
-        QUARANTINE_EXTRA,
-        _ddl,
-        _ship_code,
-        decode_messages,
-        type_units,
-    )
+    from spot_listener import MESSAGE_COLUMNS, QUARANTINE_EXTRA, _ddl, _ship_code, type_units
     from spot_operators.listener_rows import table
 
-    spark = (
-        SparkSession.builder.appName("spot-bench-avro-decode")
-        .config("spark.sql.shuffle.partitions", "2")
-        .getOrCreate()
-    )
+    spark = spark_session("spot-bench-avro-decode")
     try:
         spark.sparkContext.addPyFile(str(LISTENER_FILE))
         _ship_code(spark)
@@ -170,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         envelope = raw.select(
             from_avro("value", schema_json, {"mode": "PERMISSIVE"}).alias("m"), "topic", "partition", "offset"
         )
-        decoded_ddl = _ddl((*MESSAGE_COLUMNS, *DECODED_EXTRA, ("error", "STRING")))
+        decoded_ddl = _ddl((*MESSAGE_COLUMNS, *DECODED_EXTRA))
         decode_args = ("flow", "ingest_v1", schema_json, "")
         fast = raw.mapInArrow(lambda it: decode_messages(it, *decode_args), decoded_ddl)
 
@@ -224,24 +242,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         spark.stop()
 
 
-def write_json_atomically(path: str, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".json", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    sys.path.insert(0, str(JOBS_DIR))
-    try:
-        import spot_operators  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, str(PLUGINS_DIR))
     try:
         result = run(args)
     except Exception:

@@ -17,14 +17,16 @@ read, the streaming batch durations Spark reports (``durationMs``) and the secon
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+sys.path.append(str(Path(__file__).resolve().parents[2] / "plugins"))  # spot_operators, if not on PYTHONPATH
+
+from spot_operators.job_support import spark_session, write_json_atomically
 
 log = logging.getLogger("spot.jobs.bench_plain_kafka_to_parquet")
 
@@ -38,27 +40,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--result", required=True, help="local JSON file for the figures")
     parser.add_argument("--text-input", default="", help="HDFS glob of staged CSV files to copy as text")
     parser.add_argument("--text-output", default="", help="Parquet folder for the copied texts")
+    parser.add_argument("--max-offsets-per-trigger", type=int, default=0, help="0: one batch")
     return parser.parse_args(argv)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Drain the topic to Parquet, then (optionally) copy the staged texts; return the figures."""
-    from pyspark.sql import SparkSession
-
-    spark = (
-        SparkSession.builder.appName("spot-bench-plain-kafka-to-parquet")
-        .config("spark.sql.shuffle.partitions", "2")
-        .getOrCreate()
-    )
+    spark = spark_session("spot-bench-plain-kafka-to-parquet")
     try:
         started = time.monotonic()
-        query = (
+        reader = (
             spark.readStream.format("kafka")
             .option("kafka.bootstrap.servers", args.bootstrap)
             .option("subscribe", args.topic)
             .option("startingOffsets", "earliest")
             .option("failOnDataLoss", "true")
-            .load()
+        )
+        if args.max_offsets_per_trigger > 0:
+            reader = reader.option("maxOffsetsPerTrigger", str(args.max_offsets_per_trigger))
+        query = (
+            reader.load()
             .select("value", "topic", "partition", "offset")
             .writeStream.format("parquet")
             .option("path", args.output)
@@ -77,7 +78,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "batches": len(progress),
             "batch_ms": sum(p["durationMs"].get("triggerExecution", 0) for p in progress),
             "add_batch_ms": sum(p["durationMs"].get("addBatch", 0) for p in progress),
+            "duration_ms": {
+                key: sum(int(p["durationMs"].get(key, 0)) for p in progress)
+                for key in sorted({k for p in progress for k in p["durationMs"]})
+            },
             "query_seconds": round(query_seconds, 2),
+            "progress": batch_progress(query.recentProgress),
         }
         if args.text_input:
             started = time.monotonic()
@@ -90,14 +96,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         spark.stop()
 
 
-def write_json_atomically(path: str, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` through a temporary file and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".json", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, sort_keys=True)
-    os.replace(tmp, path)
+def batch_progress(progress: list[dict[str, Any]]) -> list[dict[str, int]]:
+    """Per batch with input: its id, Kafka messages and Spark's triggerExecution (what the bench compares)."""
+    return [
+        {
+            "batch": int(p["batchId"]),
+            "messages": int(p["numInputRows"]),
+            "trigger_ms": int(p["durationMs"].get("triggerExecution", 0)),
+        }
+        for p in progress
+        if p.get("numInputRows", 0) > 0
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,13 +15,15 @@ local ``--result`` file. Any failure exits non-zero.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+
+sys.path.append(str(Path(__file__).resolve().parents[2] / "plugins"))  # spot_operators, if not on PYTHONPATH
+
+from spot_operators.job_support import spark_session, write_json_atomically
 
 log = logging.getLogger("spot.jobs.smoke_kafka_to_parquet")
 
@@ -37,25 +39,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def write_json_atomically(path: str, payload: dict[str, Any]) -> None:
-    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".json", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(payload, handle, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from pyspark.sql import SparkSession
-
-    spark = SparkSession.builder.appName(args.app_name).getOrCreate()
+    spark = spark_session(args.app_name)
     try:
         source = (
             spark.readStream.format("kafka")

@@ -23,20 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from spot_operators.job_support import write_json_atomically
+
 SUPERVISOR_FILE = "supervisor.json"
 STATUS_FILE = "status.json"
 LOG_FILE = "driver.log"
 KILL_FILE = "kill_requested"
-
-
-def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` so readers see the old file or the whole new one, never a partial one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def process_start_time(pid: int) -> int | None:
