@@ -73,6 +73,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -510,23 +511,35 @@ class UnitSink:
 
 def parquet_files(table: Any, partitions: Sequence[str]) -> list[tuple[str, bytes]]:
     """``(folder, Parquet bytes)`` per distinct partition value of ``table``, as Spark's
-    ``partitionBy`` writes them: ``y=2023/m=1/d=25/h=18``, the partition columns left out."""
+    ``partitionBy`` writes them: ``y=2023/m=1/d=25/h=18``, the partition columns left out.
+
+    The hours and their sizes come from Arrow's group-by (no per-row Python); rows are sorted
+    only when there is more than one hour.
+    """
     import io
 
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    order = pc.sort_indices(table, sort_keys=[(name, "ascending") for name in partitions])
-    table = table.take(order)
-    keys = list(zip(*(table.column(name).to_pylist() for name in partitions), strict=True))
+    def runs(rows: Any) -> list[dict[str, Any]]:  # distinct keys in order of appearance, with sizes
+        return (
+            rows.group_by(list(partitions), use_threads=False)
+            .aggregate([(partitions[0], "count")])
+            .to_pylist()
+        )
+
+    hours = runs(table)
+    if len(hours) > 1:
+        table = table.take(pc.sort_indices(table, sort_keys=[(name, "ascending") for name in partitions]))
+        hours = runs(table)
     files, start = [], 0
-    for end in range(1, len(keys) + 1):
-        if end == len(keys) or keys[end] != keys[start]:
-            folder = "/".join(f"{name}={value}" for name, value in zip(partitions, keys[start], strict=True))
-            buffer = io.BytesIO()
-            pq.write_table(table.slice(start, end - start).drop_columns(list(partitions)), buffer)
-            files.append((folder, buffer.getvalue()))
-            start = end
+    for hour in hours:
+        size = hour[f"{partitions[0]}_count"]
+        folder = "/".join(f"{name}={hour[name]}" for name in partitions)
+        buffer = io.BytesIO()
+        pq.write_table(table.slice(start, size).drop_columns(list(partitions)), buffer)
+        files.append((folder, buffer.getvalue()))
+        start += size
     return files
 
 
@@ -689,6 +702,15 @@ class Listener:
             "files": {},
         }
         self.load_log = self.hdfs.qualified(args.load_log) if args.load_log else ""
+        self.batch_rows: dict[int, int] = {}  # rows typed per batch id, for the progress report
+        self.phases: dict[str, float] = {}  # seconds per phase of the current batch
+        self.mark = time.monotonic()
+
+    def _phase(self, name: str) -> None:
+        """Add the time since the last mark to phase ``name`` of the batch (logged with its counts)."""
+        now = time.monotonic()
+        self.phases[name] = self.phases.get(name, 0.0) + now - self.mark
+        self.mark = now
 
     def _pause(self, point: str, batch_id: int) -> None:
         if self.args.test_pause_at == point and batch_id == 0 and self.args.test_pause_marker:
@@ -714,6 +736,9 @@ class Listener:
                 lambda it: listen_messages(it, *decode_args, skip, BAD_LIMIT, bad_only), ddl
             )
 
+        self.phases, self.mark = {}, time.monotonic()
+        phase = self._phase
+        phase("setup")
         written, reports = self._collect(messages_frame(frozenset()), staging)
         found = [m for r in reports for m in r["messages"]]
         # 2. One message per (file_digest, segment_index): the lowest (topic, partition, offset). Duplicates
@@ -731,7 +756,7 @@ class Listener:
         pointers = sorted(
             (m for m in found if m["kind"] == "POINTER" and message_key(m) not in skip), key=message_key
         )
-        units = self._pointer_units(pointers) if pointers else None
+        units: Any = self._pointer_units(pointers) if pointers else None
         data_type = args.data_type  # not self: it holds the JVM
 
         def units_frame(bad_only: bool = False) -> Any:
@@ -740,6 +765,7 @@ class Listener:
                 lambda it: listen_units(it, data_type, good_columns, BAD_LIMIT, bad_only), ddl
             )
 
+        phase("pointer-plan")
         if units is not None:
             more, unit_reports = self._collect(units_frame(), staging, first=written)
             written += more
@@ -751,8 +777,10 @@ class Listener:
         # Every typed row is in exactly one load-log entry: the counts need no pass of their own.
         rows = sum(int(e["rows"]) for e in entries)
         quarantined = sum(int(e["quarantined"]) for e in entries)
+        phase("reports")
         if rows:
             self._publish(self.table_location, batch_id, staging)
+        phase("publish")
         quarantine_hours: list[dict[str, str]] = []
         if quarantined:
             if overflow:  # too many to report: type them again, keeping only the quarantine rows
@@ -765,7 +793,10 @@ class Listener:
             for folder in folders:
                 parts = dict(part.split("=", 1) for part in folder.split("/"))
                 quarantine_hours.append({n: parts[n] for n in ("y", "m", "d", "h")})
+        phase("quarantine")
         self._record_batch(batch_id, entries, quarantine_hours)
+        phase("record")
+        self.batch_rows[batch_id] = rows
         for key, value in (
             ("batches", 1),
             ("messages", len(found)),
@@ -775,40 +806,41 @@ class Listener:
         ):
             self.counts[key] += value
         log.info(
-            "batch %d: %d messages (%d duplicates dropped), %d rows, %d quarantined, %.1fs",
+            "batch %d: %d messages (%d duplicates dropped), %d rows, %d quarantined, %.1fs (%s)",
             batch_id,
             len(found),
             len(skip),
             rows,
             quarantined,
             time.monotonic() - started,
+            ", ".join(f"{name} {seconds:.2f}s" for name, seconds in self.phases.items() if seconds >= 0.01),
         )
 
     def _collect(self, frame: Any, staging: str, first: int = 0) -> tuple[int, list[dict[str, Any]]]:
-        """Run a typing pass, writing its Parquet files under ``staging/t/<hour folder>/`` as they arrive.
+        """Run a typing pass and write its Parquet files under ``staging/t/<hour folder>/``.
 
-        Partitions come one at a time (``toLocalIterator``), so the driver holds one task's output, not
-        the batch's; a few writes run at once because an HDFS close waits for its block report.
-        Returns the number of files written (numbered from ``first``) and the tasks' reports.
+        One job (``collect``): its tasks run side by side, and their output is small (compressed
+        Parquet, about a tenth of the CSV it came from, plus a report per task), so the driver
+        takes it whole. ``toLocalIterator`` would hold less but runs one partition per job, one
+        core busy at a time. A few HDFS writes run at once because an HDFS close waits for its
+        block report. Returns the number of files written (numbered from ``first``) and the tasks'
+        reports.
         """
-        from concurrent.futures import ThreadPoolExecutor
-
         reports: list[dict[str, Any]] = []
-        count = first
+        files: list[tuple[str, bytes]] = []
+        collected = frame.collect()
+        self._phase("typing")
+        for row in collected:
+            if row["kind"] == "report":
+                reports.append(json.loads(bytes(row["data"])))
+            else:
+                target = f"{staging}/t/{row['folder']}/part-{first + len(files):05d}.parquet"
+                files.append((target, bytes(row["data"])))
         with ThreadPoolExecutor(max_workers=8) as pool:
-            pending = []
-            for row in frame.toLocalIterator(prefetchPartitions=False):
-                if row["kind"] == "report":
-                    reports.append(json.loads(bytes(row["data"])))
-                    continue
-                target = f"{staging}/t/{row['folder']}/part-{count:05d}.parquet"
-                pending.append(pool.submit(self.hdfs.write_bytes, target, bytes(row["data"])))
-                count += 1
-                if len(pending) >= 16:  # bound what waits in memory for a write
-                    pending.pop(0).result()
-            for future in pending:
+            for future in [pool.submit(self.hdfs.write_bytes, target, data) for target, data in files]:
                 future.result()
-        return count - first, reports
+        self._phase("staging")
+        return len(files), reports
 
     def _pointer_units(self, pointers: list[dict[str, Any]]) -> Any:
         """One unit per POINTER message: the staged CSV as one text, or an error if it is missing."""
@@ -988,21 +1020,32 @@ class Listener:
         self.hdfs.write_text(manifest, "\n".join(sorted(folders)) + "\n")
 
         prefix = f"part-{self.tag}-b{batch_id}-"
-        for folder in sorted(folders):
-            target = location if folder == "." else f"{location}/{folder}"
-            for existing in self.hdfs.glob(f"{target}/{prefix}*"):
+
+        def target_of(folder: str) -> str:
+            return location if folder == "." else f"{location}/{folder}"
+
+        def clear(folder: str) -> None:
+            for existing in self.hdfs.glob(f"{target_of(folder)}/{prefix}*"):
                 self.hdfs.delete(existing)
-        moved = 0
-        for folder in sorted(staged):
-            target = location if folder == "." else f"{location}/{folder}"
-            self.hdfs.mkdirs(target)
-            for n, file in enumerate(staged[folder]):
-                self.hdfs.rename(file, f"{target}/{prefix}{n:05d}.parquet")
-                moved += 1
-                if moved == 1:
-                    self._pause("after-move", batch_id)
+
+        def move(folder: str, first: int = 0) -> None:
+            self.hdfs.mkdirs(target_of(folder))
+            for n, file in enumerate(staged[folder][first:], first):
+                self.hdfs.rename(file, f"{target_of(folder)}/{prefix}{n:05d}.parquet")
+
+        # Folders are independent: clear them all, then move into them, a few at a time (each call
+        # is a NameNode round trip). Every deletion is done before the first move.
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(pool.map(clear, sorted(folders)))
+            ordered = sorted(staged)
+            if ordered:
+                first = ordered[0]
+                self.hdfs.mkdirs(target_of(first))
+                self.hdfs.rename(staged[first][0], f"{target_of(first)}/{prefix}{0:05d}.parquet")
+                self._pause("after-move", batch_id)
+                list(pool.map(move, ordered, [1] + [0] * (len(ordered) - 1)))
         self.hdfs.delete(staging_q, recursive=True)
-        return sorted(staged)
+        return ordered
 
 
 def _split_table(table: str) -> tuple[str, str]:
@@ -1083,9 +1126,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"listener query {query.id} failed: {error}")
         # Spark's own timing of the batches (the last 100): what `make bench` compares like with like.
         progress = [p for p in query.recentProgress if p.get("durationMs")]
+        duration_ms: dict[str, int] = {}
+        for p in progress:
+            for key, ms in p["durationMs"].items():
+                duration_ms[key] = duration_ms.get(key, 0) + int(ms)
         timing = {
-            "trigger_ms": sum(int(p["durationMs"].get("triggerExecution", 0)) for p in progress),
-            "add_batch_ms": sum(int(p["durationMs"].get("addBatch", 0)) for p in progress),
+            "trigger_ms": duration_ms.get("triggerExecution", 0),
+            "add_batch_ms": duration_ms.get("addBatch", 0),
+            "duration_ms": duration_ms,
+            "progress": [
+                {
+                    "batch": int(p["batchId"]),
+                    "messages": int(p["numInputRows"]),
+                    "trigger_ms": int(p["durationMs"].get("triggerExecution", 0)),
+                    "rows": listener.batch_rows.get(int(p["batchId"]), 0),
+                }
+                for p in progress
+                if p.get("numInputRows", 0) > 0
+            ],
         }
         return {**listener.counts, **timing}
     finally:
