@@ -930,8 +930,11 @@ class Listener:
                 [dict(zip(names, h, strict=True)) for h in hours],
             )
         if self.args.register_quarantine_table and quarantine_hours:
-            self._register_quarantine(
-                self.args.register_quarantine_table, self.quarantine_location, quarantine_hours
+            self._register(
+                self.args.register_quarantine_table,
+                self.quarantine_location,
+                quarantine_hours,
+                quarantine=True,
             )
         known = {tuple(h) for h in self.counts["hours"]}
         self.counts["hours"] = sorted(known | {tuple(h) for h in hours})
@@ -948,44 +951,31 @@ class Listener:
             total["rows"] += int(e["rows"])
             total["quarantined"] += int(e["quarantined"])
 
-    def _register(self, table: str, location: str, hours: list[dict[str, str]]) -> None:
+    def _register(
+        self,
+        table: str,
+        location: str,
+        hours: list[dict[str, str]],
+        quarantine: bool = False,
+    ) -> None:
         """``ALTER TABLE ... ADD IF NOT EXISTS PARTITION`` for the hours a batch wrote (idempotent).
 
         The statements are :func:`spot_operators.hql.register_hours_sql`'s, for this listener's table
-        spec under the name ``--register-table`` gives it.
+        spec (or the quarantine table's, whose ``data_type`` partition comes before the hour) under the
+        name ``--register-table`` (``--register-quarantine-table``) gives it.
         """
         from dataclasses import replace
 
+        from spot_operators.hive_ddl import QUARANTINE
         from spot_operators.hql import register_hours_sql
 
         database, name = _split_table(table)
-        statements = register_hours_sql(database, replace(self.table, name=name), hours, location)
+        spec = replace(QUARANTINE if quarantine else self.table, name=name)
+        leading = {"data_type": self.args.data_type} if quarantine else None
+        statements = register_hours_sql(database, spec, hours, location, leading=leading)
         for statement in statements:
             self.spark.sql(statement)
         log.info("registered %d partition(s) of %s", len(hours), table)
-
-    def _register_quarantine(self, table: str, location: str, hours: list[dict[str, str]]) -> None:
-        """The same for the quarantine table, whose partitions are ``data_type`` then the hour.
-
-        ``register_hours_sql`` only knows tables partitioned by exactly y/m/d/h, so the clauses are
-        built here, with hql's quoting and :class:`~spot_operators.hql.HourPartition`.
-        """
-        from spot_operators.hive_ddl import QUARANTINE
-        from spot_operators.hql import hours_of, quote_identifier, quote_literal, quote_location
-        from spot_operators.tables import HiveTable
-
-        database, name = _split_table(table)
-        target = f"{quote_identifier(database, 'database')}.{quote_identifier(name, 'table')}"
-        by_hour = HiveTable(name, (), QUARANTINE.partitions[1:])  # y/m/d/h after data_type
-        data_type = self.args.data_type
-        clauses = []
-        for hour in hours_of(hours):
-            spec = f"`data_type`={quote_literal(data_type)}, {hour.spec(by_hour)}"
-            folder = quote_location(f"{location}/data_type={data_type}/{hour.folder(by_hour)}")
-            clauses.append(f"PARTITION ({spec}) LOCATION {folder}")
-        for start in range(0, len(clauses), 100):
-            self.spark.sql(f"ALTER TABLE {target} ADD IF NOT EXISTS {' '.join(clauses[start : start + 100])}")
-        log.info("registered %d partition(s) of %s", len(clauses), table)
 
     def _staging(self, location: str, batch_id: int) -> str:
         return f"{location}/_staging/{self.tag}/batch={batch_id}"
@@ -1072,25 +1062,11 @@ def _ship_code(spark: Any) -> None:
     spark.sparkContext.addPyFile(archive)
 
 
-def write_json_atomically(path: str, payload: dict[str, Any]) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".result-", suffix=".json", dir=folder)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, sort_keys=True)
-    os.replace(tmp, path)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from pyspark.sql import SparkSession
-
+    from spot_operators.job_support import spark_session
     from spot_operators.kafka_options import LISTENER_KAFKA_OPTIONS_ENV, options_from_env, redacted
 
-    spark = (
-        SparkSession.builder.appName(args.app_name or f"spot-listener-{args.data_type}")
-        .config("spark.sql.shuffle.partitions", "2")
-        .getOrCreate()
-    )
+    spark = spark_session(args.app_name or f"spot-listener-{args.data_type}")
     try:
         _ship_code(spark)
         listener = Listener(spark, args)
@@ -1164,6 +1140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     log.info("listener done: %s", counts)
     if args.result:
+        from spot_operators.job_support import write_json_atomically
+
         write_json_atomically(args.result, counts)
     return 0
 

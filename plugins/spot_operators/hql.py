@@ -277,29 +277,64 @@ def register_hours_sql(
     table: str | HiveTable,
     hours: Iterable[Any],
     location: str | None = None,
+    leading: Mapping[str, Any] | None = None,
 ) -> list[str]:
     """``ALTER TABLE ... ADD IF NOT EXISTS PARTITION (...) [LOCATION ...]`` for the given hours.
 
     ``location`` is the table location (``<hdfs_app_path>/<type>/hive``); each partition then points at
     ``<location>/y=.../h=...`` explicitly. Without it the server derives the same folder from the table
     location. Idempotent (IF NOT EXISTS); at most 100 partitions per statement.
+
+    ``leading`` gives the values of partition columns that come before y/m/d/h, in the table's order
+    (the quarantine table's ``data_type``): ``PARTITION (`data_type`='flow', `y`=2026, ...)`` at
+    ``<location>/data_type=flow/y=2026/...``.
     """
     spec = _table(table)
+    prefix, folder_prefix, hourly = _leading_partitions(spec, leading or {})
     target = _qualified(database, spec.name)
     root = None if location is None else location.rstrip("/")
     if root is not None:
         quote_location(root, "table location")
     clauses = []
     for hour in hours_of(hours):
-        clause = f"PARTITION ({hour.spec(spec)})"
+        clause = f"PARTITION ({prefix}{hour.spec(hourly)})"
         if root is not None:
-            clause += f" LOCATION {quote_location(f'{root}/{hour.folder(spec)}', 'partition location')}"
+            folder = f"{root}/{folder_prefix}{hour.folder(hourly)}"
+            clause += f" LOCATION {quote_location(folder, 'partition location')}"
         clauses.append(clause)
     return [
         f"ALTER TABLE {target} ADD IF NOT EXISTS\n  "
         + "\n  ".join(clauses[i : i + _MAX_PARTITIONS_PER_STATEMENT])
         for i in range(0, len(clauses), _MAX_PARTITIONS_PER_STATEMENT)
     ]
+
+
+def _leading_partitions(table: HiveTable, leading: Mapping[str, Any]) -> tuple[str, str, HiveTable]:
+    """The spec and folder prefixes of the partition values before the hour, and the hour-only view.
+
+    The names must be exactly the table's partitions before y/m/d/h, in order; a value becomes a
+    quoted literal (STRING) or a checked integer, and must be usable as a folder name.
+    """
+    names = [name for name, _ in table.partitions]
+    given = list(leading)
+    if names[: len(given)] != given:
+        raise ValueError(f"table {table.name!r} is partitioned by {names}: no leading partitions {given}")
+    hourly = HiveTable(table.name, (), table.partitions[len(given) :])
+    _string_partitions(hourly)  # the rest must be y/m/d/h
+    specs, folders = [], []
+    for (name, hive_type), value in zip(table.partitions, leading.values(), strict=False):
+        text = str(value)
+        if not text or "/" in text or "=" in text or text in (".", ".."):
+            raise ValueError(f"partition {name}={value!r} of {table.name!r} cannot be a folder name")
+        if hive_type.upper() == "STRING":
+            literal = quote_literal(text)
+        elif re.fullmatch(r"-?[0-9]+", text):
+            literal = text
+        else:
+            raise ValueError(f"partition {name} of {table.name!r} is {hive_type}, not {value!r}")
+        specs.append(f"{quote_identifier(name, 'partition column')}={literal}, ")
+        folders.append(f"{name}={text}/")
+    return "".join(specs), "".join(folders), hourly
 
 
 def _check(condition: str, message_parts: Sequence[str]) -> str:

@@ -29,6 +29,30 @@ def test_register_hours_flow_numbers_and_proxy_zero_padded_strings() -> None:
     )
 
 
+def test_register_hours_of_the_quarantine_table_with_its_leading_data_type() -> None:
+    from dataclasses import replace
+
+    from spot_operators.hive_ddl import QUARANTINE
+
+    table = replace(QUARANTINE, name="quarantine")
+    (statement,) = hql.register_hours_sql(
+        "spot", table, ["2026-03-07T05"], "/user/spot/quarantine/hive/", leading={"data_type": "flow"}
+    )
+    assert statement == (
+        "ALTER TABLE `spot`.`quarantine` ADD IF NOT EXISTS\n"
+        "  PARTITION (`data_type`='flow', `y`=2026, `m`=3, `d`=7, `h`=5) "
+        "LOCATION '/user/spot/quarantine/hive/data_type=flow/y=2026/m=3/d=7/h=5'"
+    )
+    with pytest.raises(ValueError, match=r"not partitioned by y/m/d/h: \['data_type', 'y', 'm', 'd', 'h'\]"):
+        hql.register_hours_sql("spot", table, ["2026-03-07T05"])  # data_type missing
+    with pytest.raises(ValueError, match="no leading partitions \\['pipeline'\\]"):
+        hql.register_hours_sql("spot", table, ["2026-03-07T05"], leading={"pipeline": "x"})
+    with pytest.raises(ValueError, match="cannot be a folder name"):
+        hql.register_hours_sql("spot", table, ["2026-03-07T05"], leading={"data_type": "../flow"})
+    with pytest.raises(ValueError, match="no leading partitions"):
+        hql.register_hours_sql("spot", "flow", ["2026-03-07T05"], leading={"data_type": "flow"})
+
+
 def test_register_hours_chunks_and_empty() -> None:
     start = datetime(2026, 1, 1, tzinfo=UTC)
     hours = [start + timedelta(hours=i) for i in range(250)]

@@ -379,9 +379,9 @@ def test_register_uses_hql_for_the_table_and_quotes_the_quarantine_table() -> No
         "  PARTITION (`y`='2024', `m`='03', `d`='07', `h`='05') LOCATION '/p/y=2024/m=03/d=07/h=05'"
     ]
 
-    flow._register_quarantine("spot.quarantine", "/q", [{"y": "2026", "m": "11", "d": "3", "h": "2"}])
+    flow._register("spot.quarantine", "/q", [{"y": "2026", "m": "11", "d": "3", "h": "2"}], quarantine=True)
     assert flow.spark.statements[-1] == (
-        "ALTER TABLE `spot`.`quarantine` ADD IF NOT EXISTS PARTITION "
+        "ALTER TABLE `spot`.`quarantine` ADD IF NOT EXISTS\n  PARTITION "
         "(`data_type`='flow', `y`=2026, `m`=11, `d`=3, `h`=2) "
         "LOCATION '/q/data_type=flow/y=2026/m=11/d=3/h=2'"
     )
