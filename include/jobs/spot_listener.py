@@ -123,6 +123,8 @@ BAD_COLUMNS = (
 PASS_COLUMNS = (("kind", "STRING"), ("folder", "STRING"), ("data", "BINARY"))
 """Output of a typing pass: ``file`` rows (an hour folder and its Parquet bytes), one ``report`` (JSON)."""
 BAD_LIMIT = 20_000
+ARROW_MESSAGES_PER_BATCH = 4
+"""Kafka messages per Arrow batch sent to a typing task (see :func:`run`)."""
 """Quarantine rows one task reports to the driver; above it the driver recomputes them with Spark."""
 PAUSE_POINTS = ("after-staging", "after-move")
 
@@ -687,6 +689,9 @@ class Listener:
         schema_file = SPOT_LIST_SCHEMA_FILE if args.message_format == "spot_list" else MESSAGE_SCHEMA_FILE
         self.schema_json = (SCHEMAS_DIR / schema_file).read_text(encoding="utf-8")
         self.hdfs = Hdfs(spark, args.table_location)
+        # HDFS calls run a few at a time (each is a NameNode round trip, a close waits for its block).
+        # One pool for the listener's life: each Python thread keeps its own gateway connection.
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spot-hdfs")
         self.table_location = self.hdfs.qualified(args.table_location)
         self.quarantine_location = self.hdfs.qualified(args.quarantine_location)
         self.tag = hashlib.sha256(self.hdfs.qualified(args.checkpoint).encode()).hexdigest()[:10]
@@ -836,9 +841,8 @@ class Listener:
             else:
                 target = f"{staging}/t/{row['folder']}/part-{first + len(files):05d}.parquet"
                 files.append((target, bytes(row["data"])))
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for future in [pool.submit(self.hdfs.write_bytes, target, data) for target, data in files]:
-                future.result()
+        for future in [self.pool.submit(self.hdfs.write_bytes, target, data) for target, data in files]:
+            future.result()
         self._phase("staging")
         return len(files), reports
 
@@ -1025,15 +1029,14 @@ class Listener:
 
         # Folders are independent: clear them all, then move into them, a few at a time (each call
         # is a NameNode round trip). Every deletion is done before the first move.
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(clear, sorted(folders)))
-            ordered = sorted(staged)
-            if ordered:
-                first = ordered[0]
-                self.hdfs.mkdirs(target_of(first))
-                self.hdfs.rename(staged[first][0], f"{target_of(first)}/{prefix}{0:05d}.parquet")
-                self._pause("after-move", batch_id)
-                list(pool.map(move, ordered, [1] + [0] * (len(ordered) - 1)))
+        list(self.pool.map(clear, sorted(folders)))
+        ordered = sorted(staged)
+        if ordered:
+            first = ordered[0]
+            self.hdfs.mkdirs(target_of(first))
+            self.hdfs.rename(staged[first][0], f"{target_of(first)}/{prefix}{0:05d}.parquet")
+            self._pause("after-move", batch_id)
+            list(self.pool.map(move, ordered, [1] + [0] * (len(ordered) - 1)))
         self.hdfs.delete(staging_q, recursive=True)
         return ordered
 
@@ -1067,6 +1070,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from spot_operators.kafka_options import LISTENER_KAFKA_OPTIONS_ENV, options_from_env, redacted
 
     spark = spark_session(args.app_name or f"spot-listener-{args.data_type}")
+    # Kafka values reach the Python workers in Arrow batches of this many messages (Spark's default
+    # is 10,000: a task's whole share, so Python would wait for the task's last fetch before typing
+    # its first message). Small batches let fetching and typing overlap; a message is up to ~1 MB.
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(ARROW_MESSAGES_PER_BATCH))
+    listener: Listener | None = None
     try:
         _ship_code(spark)
         listener = Listener(spark, args)
@@ -1123,6 +1131,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         return {**listener.counts, **timing}
     finally:
+        if listener is not None:
+            listener.pool.shutdown(wait=True)
         spark.stop()
 
 

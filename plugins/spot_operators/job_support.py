@@ -35,13 +35,28 @@ def write_json_atomically(path: str | Path, payload: Mapping[str, Any]) -> None:
         raise
 
 
-def spark_session(app_name: str, *, hive: bool = False, shuffle_partitions: int = 2) -> Any:
-    """The job's SparkSession: its name, few shuffle partitions (the batches are small), Hive if asked."""
+SESSION_DEFAULTS = {
+    # Few shuffle partitions: the batches are small and the stack has two cores.
+    "spark.sql.shuffle.partitions": "2",
+    # An HDFS close asks the NameNode to complete the file; when the DataNode has not reported the
+    # block yet, the client sleeps this long before asking again (Hadoop's default: 400 ms). The
+    # jobs write small files (staged Parquet, manifests, load logs, checkpoints) on every micro-batch,
+    # so the default costs up to 0.4 s per write round; 25 ms asks again sooner (doubling each time).
+    "spark.hadoop.dfs.client.block.write.locateFollowingBlock.initial.delay.ms": "25",
+}
+"""Settings every job's session gets unless spark-submit (``--conf``, spark-defaults) set them."""
+
+
+def spark_session(app_name: str, *, hive: bool = False) -> Any:
+    """The job's SparkSession: its name, :data:`SESSION_DEFAULTS` where not set, Hive if asked."""
+    from pyspark import SparkConf
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.appName(app_name).config(
-        "spark.sql.shuffle.partitions", str(shuffle_partitions)
-    )
+    submitted = SparkConf()  # what spark-submit passed (system properties of the driver JVM)
+    builder = SparkSession.builder.appName(app_name)
+    for key, value in SESSION_DEFAULTS.items():
+        if not submitted.contains(key):
+            builder = builder.config(key, value)
     if hive:
         builder = builder.enableHiveSupport()
     return builder.getOrCreate()
