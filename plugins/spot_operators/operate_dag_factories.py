@@ -239,8 +239,7 @@ listener only drops a repeated file within one micro-batch. Returns and logs the
         ) -> dict[str, Any]:
             """Re-ingest the originals of this run's hour; counts in the log and the return value."""
             from spot_operators.config import load_ingest_config
-            from spot_operators.layout import hdfs_type_root
-            from spot_operators.operators.reconcile import read_load_log
+            from spot_operators.operators.reconcile import load_log_of_type
             from spot_operators.reprocess import reprocess_hour
 
             current = load_ingest_config()
@@ -250,10 +249,8 @@ listener only drops a repeated file within one micro-batch. Returns and logs the
                 raise AirflowFailException("this run has no data interval; trigger it for a logical date")
 
             def loaded() -> set[str]:
-                folder = str(hdfs_type_root(current, data_type) / "loadlog")
-                return {
-                    e.file_digest for e in read_load_log(hdfs_factory(), folder) if e.rows or e.quarantined
-                }
+                entries = load_log_of_type(current, data_type, hdfs_factory())
+                return {e.file_digest for e in entries if e.rows or e.quarantined}
 
             report = reprocess_hour(
                 current,

@@ -109,6 +109,16 @@ def read_load_log(client: Any, folder: str, cache: LoadLogCache | None = None) -
     return [entry for cached_file in files.values() for entry in cached_file.entries]
 
 
+def load_log_of_type(config: IngestConfig, data_type: str, client: Any) -> list[LoadLogEntry]:
+    """The whole load log of ``data_type`` (``<hdfs_app_path>/<type>/loadlog``), through its local cache."""
+    cache_path = load_log_cache_path(config, data_type)
+    return read_load_log(
+        client,
+        str(hdfs_type_root(config, data_type) / "loadlog"),
+        LoadLogCache(cache_path) if cache_path is not None else None,
+    )
+
+
 def published_from_events(events: Iterable[dict[str, Any]]) -> dict[str, PublishedFile]:
     """Digest -> rows from the extras of the collect DAG's Asset events."""
     published: dict[str, PublishedFile] = {}
@@ -159,12 +169,7 @@ def reconcile_load(
     announced = published_from_events(extras)
     digests |= set(announced)
     published = {**published_from_ledgers(config, data_type), **announced}
-    cache_path = load_log_cache_path(config, data_type)
-    entries = read_load_log(
-        hdfs_client,
-        str(hdfs_type_root(config, data_type) / "loadlog"),
-        LoadLogCache(cache_path) if cache_path is not None else None,
-    )
+    entries = load_log_of_type(config, data_type, hdfs_client)
     touched = sorted({e.hour for e in entries if e.file_digest in digests and e.hour is not None and e.rows})
     counts = hive_counts(hive_hook, config.dbname, data_type, touched) if touched else {}
     report = reconcile(digests, entries, published, counts)
