@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "plugins"))  # spot_operators, if not on PYTHONPATH
 
-from spot_operators.job_support import spark_session, write_json_atomically
+from spot_operators.job_support import spark_session, streaming_timings, write_json_atomically
 
 log = logging.getLogger("spot.jobs.bench_plain_kafka_to_parquet")
 
@@ -73,17 +73,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise RuntimeError(f"query failed: {query.exception()}")
         query_seconds = time.monotonic() - started
         progress = [p for p in query.recentProgress if p.get("numInputRows", 0) > 0]
+        timings = streaming_timings(progress)
         result: dict[str, Any] = {
             "messages": sum(p["numInputRows"] for p in progress),
             "batches": len(progress),
-            "batch_ms": sum(p["durationMs"].get("triggerExecution", 0) for p in progress),
-            "add_batch_ms": sum(p["durationMs"].get("addBatch", 0) for p in progress),
-            "duration_ms": {
-                key: sum(int(p["durationMs"].get(key, 0)) for p in progress)
-                for key in sorted({k for p in progress for k in p["durationMs"]})
-            },
+            "batch_ms": timings["duration_ms"].get("triggerExecution", 0),
+            "add_batch_ms": timings["duration_ms"].get("addBatch", 0),
             "query_seconds": round(query_seconds, 2),
-            "progress": batch_progress(query.recentProgress),
+            **timings,
         }
         if args.text_input:
             started = time.monotonic()
@@ -94,19 +91,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return result
     finally:
         spark.stop()
-
-
-def batch_progress(progress: list[dict[str, Any]]) -> list[dict[str, int]]:
-    """Per batch with input: its id, Kafka messages and Spark's triggerExecution (what the bench compares)."""
-    return [
-        {
-            "batch": int(p["batchId"]),
-            "messages": int(p["numInputRows"]),
-            "trigger_ms": int(p["durationMs"].get("triggerExecution", 0)),
-        }
-        for p in progress
-        if p.get("numInputRows", 0) > 0
-    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

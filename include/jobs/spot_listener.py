@@ -123,9 +123,9 @@ BAD_COLUMNS = (
 PASS_COLUMNS = (("kind", "STRING"), ("folder", "STRING"), ("data", "BINARY"))
 """Output of a typing pass: ``file`` rows (an hour folder and its Parquet bytes), one ``report`` (JSON)."""
 BAD_LIMIT = 20_000
+"""Quarantine rows one task reports to the driver; above it the driver recomputes them with Spark."""
 ARROW_MESSAGES_PER_BATCH = 4
 """Kafka messages per Arrow batch sent to a typing task (see :func:`run`)."""
-"""Quarantine rows one task reports to the driver; above it the driver recomputes them with Spark."""
 PAUSE_POINTS = ("after-staging", "after-move")
 
 
@@ -1066,7 +1066,7 @@ def _ship_code(spark: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from spot_operators.job_support import spark_session
+    from spot_operators.job_support import spark_session, streaming_timings
     from spot_operators.kafka_options import LISTENER_KAFKA_OPTIONS_ENV, options_from_env, redacted
 
     spark = spark_session(args.app_name or f"spot-listener-{args.data_type}")
@@ -1109,26 +1109,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if error is not None:
             raise RuntimeError(f"listener query {query.id} failed: {error}")
         # Spark's own timing of the batches (the last 100): what `make bench` compares like with like.
-        progress = [p for p in query.recentProgress if p.get("durationMs")]
-        duration_ms: dict[str, int] = {}
-        for p in progress:
-            for key, ms in p["durationMs"].items():
-                duration_ms[key] = duration_ms.get(key, 0) + int(ms)
-        timing = {
-            "trigger_ms": duration_ms.get("triggerExecution", 0),
-            "add_batch_ms": duration_ms.get("addBatch", 0),
-            "duration_ms": duration_ms,
-            "progress": [
-                {
-                    "batch": int(p["batchId"]),
-                    "messages": int(p["numInputRows"]),
-                    "trigger_ms": int(p["durationMs"].get("triggerExecution", 0)),
-                    "rows": listener.batch_rows.get(int(p["batchId"]), 0),
-                }
-                for p in progress
-                if p.get("numInputRows", 0) > 0
-            ],
-        }
+        timing = streaming_timings(query.recentProgress)
+        for batch in timing["progress"]:
+            batch["rows"] = listener.batch_rows.get(batch["batch"], 0)
+        timing["trigger_ms"] = timing["duration_ms"].get("triggerExecution", 0)
+        timing["add_batch_ms"] = timing["duration_ms"].get("addBatch", 0)
         return {**listener.counts, **timing}
     finally:
         if listener is not None:

@@ -9,9 +9,31 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+
+def streaming_timings(progress: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Spark's own timing of a streaming query's batches (``query.recentProgress``).
+
+    ``duration_ms``: each ``durationMs`` phase summed over the batches; ``progress``: per batch that
+    read something, its id, Kafka messages and ``triggerExecution`` (what ``make bench`` compares).
+    """
+    duration_ms: dict[str, int] = {}
+    for p in progress:
+        for key, ms in (p.get("durationMs") or {}).items():
+            duration_ms[key] = duration_ms.get(key, 0) + int(ms)
+    batches = [
+        {
+            "batch": int(p["batchId"]),
+            "messages": int(p["numInputRows"]),
+            "trigger_ms": int((p.get("durationMs") or {}).get("triggerExecution", 0)),
+        }
+        for p in progress
+        if p.get("numInputRows", 0) > 0
+    ]
+    return {"duration_ms": duration_ms, "progress": batches}
 
 
 def write_json_atomically(path: str | Path, payload: Mapping[str, Any]) -> None:
