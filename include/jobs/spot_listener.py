@@ -27,9 +27,9 @@ batch holds POINTER messages), with no shuffle and no cached frame:
 4. typing (:func:`unit_items`): every CSV line with :mod:`spot_operators.listener_rows` (column count,
    Hive types and ranges, UTC hour partition from ``unix_tstamp``, or ``p_date``/``p_time`` for proxy);
    a unit whose lines are all clean is typed column-wise by :mod:`spot_operators.listener_columns` to the
-   same values;
-5. the driver streams the passes' Parquet files (``toLocalIterator``: one task's output in memory at a
-   time; a pointer unit's output is one task's) into staging, then publishes them under
+   same values, and consecutive clean INLINE messages are typed together (``INLINE_GROUP_ROWS``);
+5. the driver collects the passes' Parquet files (``collect``: compressed, about a tenth of the CSV),
+   writes them into staging a few at a time, then publishes them under
    ``--table-location`` in ``y=/m=/d=/h=`` folders
    (Spot's layout, the folders spot-ml reads; the layout of Spark's ``partitionBy``), bad rows (Spark,
    from the reports, or typed again when a task had more than ``BAD_LIMIT``) under
@@ -126,6 +126,12 @@ BAD_LIMIT = 20_000
 """Quarantine rows one task reports to the driver; above it the driver recomputes them with Spark."""
 ARROW_MESSAGES_PER_BATCH = 4
 """Kafka messages per Arrow batch sent to a typing task (see :func:`run`)."""
+INLINE_GROUP_ROWS = 30_000
+"""Lines of consecutive INLINE messages a task types as one body (Arrow's fixed cost per call is
+then paid per group; a group that is not clean as a whole is typed message by message)."""
+HDFS_THREADS = 16
+"""HDFS calls the driver makes at once (staged files, clearing and moving folders): each is a
+NameNode round trip, and a file's close waits for its block, so they overlap well."""
 PAUSE_POINTS = ("after-staging", "after-move")
 
 
@@ -384,11 +390,12 @@ def duplicates(messages: Iterable[dict[str, Any]]) -> frozenset[tuple[str, int, 
 class UnitSink:
     """Types the units of one task and writes their good rows as Parquet, one file per hour.
 
-    The good rows are buffered as Arrow and written with pyarrow (``parquet_files``): one file per
-    hour partition, the table's columns without the partition columns, as Spark's ``partitionBy``
-    lays them out. The task's report holds its messages, the load-log entries per unit and hour,
-    and the quarantine rows (up to ``bad_limit``; beyond it only ``overflow`` is set and the driver
-    types them again). With ``bad_only`` it yields the quarantine rows (``BAD_COLUMNS``) instead.
+    The good rows are buffered as Arrow slices per hour partition and written with pyarrow: one file
+    per hour, the table's columns without the partition columns, as Spark's ``partitionBy`` lays
+    them out (:func:`hour_slices`). The task's report holds its messages, the load-log entries per
+    unit and hour, and the quarantine rows (up to ``bad_limit``; beyond it only ``overflow`` is set
+    and the driver types them again). With ``bad_only`` it yields the quarantine rows
+    (``BAD_COLUMNS``) instead.
     """
 
     chunk = 8192
@@ -404,7 +411,7 @@ class UnitSink:
         self.bad_limit = bad_limit
         self.bad_only = bad_only
         self.pending: dict[str, list[Any]] = {name: [] for name in self.schema.names}
-        self.good: list[Any] = []  # Arrow tables / batches of good rows, not written yet
+        self.by_hour: dict[tuple[Any, ...], list[Any]] = {}  # good rows not written yet, per hour
         self.good_rows = 0
         self.report: dict[str, Any] = {"messages": [], "entries": [], "bad": [], "overflow": False}
         self.bad_count = 0
@@ -416,28 +423,39 @@ class UnitSink:
             yield pa.RecordBatch.from_pydict(self.pending, schema=self.schema)
             self.pending = {name: [] for name in self.schema.names}
 
-    def _keep(self, table: Any) -> Iterator[Any]:
-        self.good.append(table)
-        self.good_rows += table.num_rows
+    def _keep(self, slices: list[tuple[tuple[Any, ...], Any]]) -> Iterator[Any]:
+        """Buffer good rows already split by hour; write the files when the buffer is full."""
+        for hour, rows in slices:
+            self.by_hour.setdefault(hour, []).append(rows)
+            self.good_rows += rows.num_rows
         if self.good_rows >= self.flush_rows:
             yield from self.files()
 
-    def files(self) -> Iterator[Any]:
-        """Output rows ``("file", folder, parquet bytes)`` of the buffered good rows."""
+    def _keep_batch(self, batch: Any) -> Iterator[Any]:
         import pyarrow as pa
 
-        self.good.extend(self._pending_batch())
-        tables = [
-            (t if isinstance(t, pa.Table) else pa.Table.from_batches([t])).cast(self.good_schema)
-            for t in self.good
-        ]
-        self.good, self.good_rows = [], 0
-        if tables:
-            files = parquet_files(pa.concat_tables(tables), self.partitions)
-            for folder, data in files:
-                yield pa.RecordBatch.from_pydict(
-                    {"kind": ["file"], "folder": [folder], "data": [data]}, schema=_arrow_schema(PASS_COLUMNS)
-                )
+        yield from self._keep(hour_slices(pa.Table.from_batches([batch]), self.partitions))
+
+    def files(self) -> Iterator[Any]:
+        """Output rows ``("file", folder, parquet bytes)`` of the buffered good rows, one per hour."""
+        import io
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        for batch in list(self._pending_batch()):
+            for hour, rows in hour_slices(pa.Table.from_batches([batch]), self.partitions):
+                self.by_hour.setdefault(hour, []).append(rows)
+        by_hour, self.by_hour, self.good_rows = self.by_hour, {}, 0
+        for hour in sorted(by_hour):
+            rows = pa.concat_tables([t.cast(self.good_schema) for t in by_hour[hour]])
+            buffer = io.BytesIO()
+            pq.write_table(rows.drop_columns(self.partitions), buffer)
+            folder = "/".join(f"{name}={value}" for name, value in zip(self.partitions, hour, strict=True))
+            yield pa.RecordBatch.from_pydict(
+                {"kind": ["file"], "folder": [folder], "data": [buffer.getvalue()]},
+                schema=_arrow_schema(PASS_COLUMNS),
+            )
 
     def finish(self, report: bool = True) -> Iterator[Any]:
         """The rest of the output: the last files and the report (or the last quarantine rows)."""
@@ -453,6 +471,54 @@ class UnitSink:
                 {"kind": ["report"], "folder": [None], "data": [data]}, schema=_arrow_schema(PASS_COLUMNS)
             )
 
+    def _entries(self, ident: dict[str, Any], counts: dict[tuple[Any, ...], list[int]]) -> None:
+        """The load-log entries of one unit: its rows and quarantined lines per hour."""
+        key = [ident["topic"], ident["kafka_partition"], ident["kafka_offset"]]
+        for hour, (rows, quarantined) in counts.items():
+            entry = {name: ident[name] for name in ENTRY_IDENTITY}
+            entry.update(zip("ymdh", hour, strict=True))
+            entry.update(rows=rows, quarantined=quarantined)
+            self.report["entries"].append([key, entry])
+
+    def _typed(self, idents: Sequence[dict[str, Any]], sizes: Sequence[int], typed: Any) -> Iterator[Any]:
+        """Count and keep ``typed``: the typed rows of the units ``idents``, ``sizes`` rows each, in order.
+
+        One group-by over (unit, hour) gives every unit's entries; the rows are split by hour once.
+        """
+        import pyarrow as pa
+
+        units = pa.array([n for n, size in enumerate(sizes) for _ in range(size)], pa.int32())
+        keys = typed.select(self.partitions).append_column("unit", units)
+        counts: list[dict[tuple[Any, ...], list[int]]] = [{} for _ in idents]
+        grouped = keys.group_by(["unit", *self.partitions], use_threads=False).aggregate([("unit", "count")])
+        for group in grouped.to_pylist():
+            hour = tuple(str(group[n]) for n in self.partitions)
+            counts[group["unit"]][hour] = [group["unit_count"], 0]
+        for ident, unit_counts in zip(idents, counts, strict=True):
+            self._entries(ident, unit_counts)
+        if not self.bad_only:
+            yield from self._keep(hour_slices(typed, self.partitions))
+
+    def messages(self, records: Sequence[dict[str, Any]]) -> Iterator[Any]:
+        """Type several INLINE messages (each with lines, no error) together, as one body.
+
+        Arrow's per-call cost then falls on the group, not on each message. When the group is not
+        clean as a whole, each message is typed on its own (:meth:`unit`), so its quarantine
+        reasons and line numbers are those of the row path.
+        """
+        from spot_operators.listener_columns import typed_lines
+
+        if not records:
+            return
+        typed = None
+        if len(records) > 1:
+            typed = typed_lines(self.data_type, [line for r in records for line in r["lines"]])
+        if typed is None:
+            for record in records:
+                yield from self.unit(record, None, record["lines"], None)
+            return
+        yield from self._typed(records, [len(r["lines"]) for r in records], typed)
+
     def unit(self, ident: dict[str, Any], text: str | None, lines: Any, error: str | None) -> Iterator[Any]:
         """Type one unit of the message ``ident`` (its ``MESSAGE_COLUMNS``); yield any full output."""
         import pyarrow as pa
@@ -464,12 +530,7 @@ class UnitSink:
         key = [ident["topic"], ident["kafka_partition"], ident["kafka_offset"]]
         for item in unit_items(self.data_type, text, lines, error):
             if isinstance(item, pa.Table):
-                grouped = item.group_by(self.partitions).aggregate([(self.partitions[0], "count")])
-                for hour in grouped.to_pylist():
-                    total = counts.setdefault(tuple(str(hour[n]) for n in self.partitions), [0, 0])
-                    total[0] += hour[f"{self.partitions[0]}_count"]
-                if not self.bad_only:
-                    yield from self._keep(item)
+                yield from self._typed([ident], [item.num_rows], item)
                 continue
             line_no, raw, typed = item
             if isinstance(typed, Quarantine):
@@ -503,25 +564,18 @@ class UnitSink:
                     yield from batches
                 else:
                     for batch in batches:
-                        yield from self._keep(batch)
-        for hour, (rows, quarantined) in counts.items():
-            entry = {name: ident[name] for name in ENTRY_IDENTITY}
-            entry.update(zip("ymdh", hour, strict=True))
-            entry.update(rows=rows, quarantined=quarantined)
-            self.report["entries"].append([key, entry])
+                        yield from self._keep_batch(batch)
+        if counts:
+            self._entries(ident, counts)
 
 
-def parquet_files(table: Any, partitions: Sequence[str]) -> list[tuple[str, bytes]]:
-    """``(folder, Parquet bytes)`` per distinct partition value of ``table``, as Spark's
-    ``partitionBy`` writes them: ``y=2023/m=1/d=25/h=18``, the partition columns left out.
+def hour_slices(table: Any, partitions: Sequence[str]) -> list[tuple[tuple[Any, ...], Any]]:
+    """``(partition values, rows)`` per distinct hour of ``table``, in ascending hour order.
 
-    The hours and their sizes come from Arrow's group-by (no per-row Python); rows are sorted
-    only when there is more than one hour.
+    One Arrow group-by finds the hours and their sizes (no per-row Python); the rows are sorted
+    only when there is more than one hour, and each hour's rows are then a zero-copy slice.
     """
-    import io
-
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     def runs(rows: Any) -> list[dict[str, Any]]:  # distinct keys in order of appearance, with sizes
         return (
@@ -534,14 +588,26 @@ def parquet_files(table: Any, partitions: Sequence[str]) -> list[tuple[str, byte
     if len(hours) > 1:
         table = table.take(pc.sort_indices(table, sort_keys=[(name, "ascending") for name in partitions]))
         hours = runs(table)
-    files, start = [], 0
+    slices, start = [], 0
     for hour in hours:
         size = hour[f"{partitions[0]}_count"]
-        folder = "/".join(f"{name}={hour[name]}" for name in partitions)
-        buffer = io.BytesIO()
-        pq.write_table(table.slice(start, size).drop_columns(list(partitions)), buffer)
-        files.append((folder, buffer.getvalue()))
+        slices.append((tuple(hour[name] for name in partitions), table.slice(start, size)))
         start += size
+    return slices
+
+
+def parquet_files(table: Any, partitions: Sequence[str]) -> list[tuple[str, bytes]]:
+    """``(folder, Parquet bytes)`` per distinct partition value of ``table``, as Spark's
+    ``partitionBy`` writes them: ``y=2023/m=1/d=25/h=18``, the partition columns left out."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    files = []
+    for hour, rows in hour_slices(table, partitions):
+        buffer = io.BytesIO()
+        pq.write_table(rows.drop_columns(list(partitions)), buffer)
+        files.append(("/".join(f"{n}={v}" for n, v in zip(partitions, hour, strict=True)), buffer.getvalue()))
     return files
 
 
@@ -567,6 +633,8 @@ def listen_messages(
 
     schema = fastavro.parse_schema(json.loads(schema_json))
     sink = UnitSink(data_type, good_columns, bad_limit, bad_only)
+    group: list[dict[str, Any]] = []  # INLINE messages typed together, in message order
+    group_rows = 0
     for batch in batches:
         columns = batch.to_pydict()
         for value, topic, partition, offset in zip(
@@ -578,8 +646,19 @@ def listen_messages(
                 value, topic, partition, offset, schema, data_type, message_format, pipeline
             )
             sink.report["messages"].append({n: record[n] for n in (*MESSAGE_NAMES, "kind", "pointer_path")})
-            if record["kind"] != "POINTER":
-                yield from sink.unit(record, None, record["lines"], record["error"])
+            if record["kind"] == "POINTER":
+                continue
+            if record["error"] is None and record["lines"]:
+                group.append(record)
+                group_rows += len(record["lines"])
+                if group_rows >= INLINE_GROUP_ROWS:
+                    yield from sink.messages(group)
+                    group, group_rows = [], 0
+                continue
+            yield from sink.messages(group)
+            group, group_rows = [], 0
+            yield from sink.unit(record, None, record["lines"], record["error"])
+    yield from sink.messages(group)
     yield from sink.finish()
 
 
@@ -691,7 +770,7 @@ class Listener:
         self.hdfs = Hdfs(spark, args.table_location)
         # HDFS calls run a few at a time (each is a NameNode round trip, a close waits for its block).
         # One pool for the listener's life: each Python thread keeps its own gateway connection.
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="spot-hdfs")
+        self.pool = ThreadPoolExecutor(max_workers=HDFS_THREADS, thread_name_prefix="spot-hdfs")
         self.table_location = self.hdfs.qualified(args.table_location)
         self.quarantine_location = self.hdfs.qualified(args.quarantine_location)
         self.tag = hashlib.sha256(self.hdfs.qualified(args.checkpoint).encode()).hexdigest()[:10]
@@ -744,7 +823,7 @@ class Listener:
         self.phases, self.mark = {}, time.monotonic()
         phase = self._phase
         phase("setup")
-        written, reports = self._collect(messages_frame(frozenset()), staging)
+        staged, reports = self._collect(messages_frame(frozenset()), staging)
         found = [m for r in reports for m in r["messages"]]
         # 2. One message per (file_digest, segment_index): the lowest (topic, partition, offset). Duplicates
         #    are rare (a producer retry, a file re-published inside the batch): then the staged files are
@@ -752,7 +831,7 @@ class Listener:
         skip = duplicates(found)
         if skip:
             self.hdfs.delete(staging, recursive=True)
-            written, _ = self._collect(messages_frame(skip), staging)
+            staged, _ = self._collect(messages_frame(skip), staging)
         entries = [e for r in reports for k, e in r["entries"] if tuple(k) not in skip]
         bad = [row for r in reports for k, row in r["bad"] if tuple(k) not in skip]
         overflow = any(r["overflow"] for r in reports)
@@ -772,8 +851,9 @@ class Listener:
 
         phase("pointer-plan")
         if units is not None:
-            more, unit_reports = self._collect(units_frame(), staging, first=written)
-            written += more
+            more, unit_reports = self._collect(units_frame(), staging, first=sum(map(len, staged.values())))
+            for folder, files in more.items():
+                staged.setdefault(folder, []).extend(files)
             for r in unit_reports:
                 entries.extend(e for _, e in r["entries"])
                 bad.extend(row for _, row in r["bad"])
@@ -784,7 +864,7 @@ class Listener:
         quarantined = sum(int(e["quarantined"]) for e in entries)
         phase("reports")
         if rows:
-            self._publish(self.table_location, batch_id, staging)
+            self._publish(self.table_location, batch_id, staging, staged)
         phase("publish")
         quarantine_hours: list[dict[str, str]] = []
         if quarantined:
@@ -821,18 +901,21 @@ class Listener:
             ", ".join(f"{name} {seconds:.2f}s" for name, seconds in self.phases.items() if seconds >= 0.01),
         )
 
-    def _collect(self, frame: Any, staging: str, first: int = 0) -> tuple[int, list[dict[str, Any]]]:
+    def _collect(
+        self, frame: Any, staging: str, first: int = 0
+    ) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
         """Run a typing pass and write its Parquet files under ``staging/t/<hour folder>/``.
 
         One job (``collect``): its tasks run side by side, and their output is small (compressed
         Parquet, about a tenth of the CSV it came from, plus a report per task), so the driver
         takes it whole. ``toLocalIterator`` would hold less but runs one partition per job, one
         core busy at a time. A few HDFS writes run at once because an HDFS close waits for its
-        block report. Returns the number of files written (numbered from ``first``) and the tasks'
-        reports.
+        block report. Returns the staged files per target folder (numbered from ``first``) and the
+        tasks' reports.
         """
         reports: list[dict[str, Any]] = []
         files: list[tuple[str, bytes]] = []
+        staged: dict[str, list[str]] = {}
         collected = frame.collect()
         self._phase("typing")
         for row in collected:
@@ -841,10 +924,11 @@ class Listener:
             else:
                 target = f"{staging}/t/{row['folder']}/part-{first + len(files):05d}.parquet"
                 files.append((target, bytes(row["data"])))
+                staged.setdefault(row["folder"], []).append(target)
         for future in [self.pool.submit(self.hdfs.write_bytes, target, data) for target, data in files]:
             future.result()
         self._phase("staging")
-        return len(files), reports
+        return staged, reports
 
     def _pointer_units(self, pointers: list[dict[str, Any]]) -> Any:
         """One unit per POINTER message: the staged CSV as one text, or an error if it is missing."""
@@ -984,23 +1068,28 @@ class Listener:
     def _staging(self, location: str, batch_id: int) -> str:
         return f"{location}/_staging/{self.tag}/batch={batch_id}"
 
-    def _publish(self, location: str, batch_id: int, staging: str) -> list[str]:
+    def _publish(
+        self, location: str, batch_id: int, staging: str, staged: dict[str, list[str]] | None = None
+    ) -> list[str]:
         """Move the files staged under ``staging/<pass>/`` to deterministic names (see module doc).
 
+        ``staged``: the staged files per target folder, in numbering order, when the caller wrote
+        them (listing the staging tree costs a NameNode call per folder); else they are listed.
         Returns the target folders, relative to ``location``.
         """
         root = f"{location}/_staging/{self.tag}"
         self._pause("after-staging", batch_id)
 
         staging_q = self.hdfs.qualified(staging)
-        staged: dict[str, list[str]] = {}
-        for file in sorted(self.hdfs.files(staging_q)):
-            name = file.rsplit("/", 1)[1]
-            if not name.endswith(".parquet") or name.startswith(("_", ".")):
-                continue
-            # <staging>/<pass>/<y=../m=../...>/<name>: the folder below the pass is the target folder
-            relative = file[len(staging_q) + 1 : -len(name)].rstrip("/").partition("/")[2] or "."
-            staged.setdefault(relative, []).append(file)
+        if staged is None:
+            staged = {}
+            for file in sorted(self.hdfs.files(staging_q)):
+                name = file.rsplit("/", 1)[1]
+                if not name.endswith(".parquet") or name.startswith(("_", ".")):
+                    continue
+                # <staging>/<pass>/<y=../m=../...>/<name>: the folder below the pass is the target folder
+                relative = file[len(staging_q) + 1 : -len(name)].rstrip("/").partition("/")[2] or "."
+                staged.setdefault(relative, []).append(file)
 
         # Manifest: target folders of this batch, with those of any crashed attempt of it.
         manifests = f"{root}/manifests"
@@ -1008,10 +1097,12 @@ class Listener:
         folders = set(staged)
         if self.hdfs.exists(manifest):
             folders |= {line for line in self.hdfs.read_text(manifest).splitlines() if line.strip()}
-        for old in self.hdfs.children(manifests):
-            if old.rsplit("/", 1)[1] != f"b{batch_id}.txt":
-                self.hdfs.delete(old)
-        self.hdfs.write_text(manifest, "\n".join(sorted(folders)) + "\n")
+
+        def record_manifest() -> None:
+            for old in self.hdfs.children(manifests):
+                if old.rsplit("/", 1)[1] != f"b{batch_id}.txt":
+                    self.hdfs.delete(old)
+            self.hdfs.write_text(manifest, "\n".join(sorted(folders)) + "\n")
 
         prefix = f"part-{self.tag}-b{batch_id}-"
 
@@ -1021,19 +1112,22 @@ class Listener:
         def clear(folder: str) -> None:
             for existing in self.hdfs.glob(f"{target_of(folder)}/{prefix}*"):
                 self.hdfs.delete(existing)
+            if folder in staged:
+                self.hdfs.mkdirs(target_of(folder))
 
         def move(folder: str, first: int = 0) -> None:
-            self.hdfs.mkdirs(target_of(folder))
             for n, file in enumerate(staged[folder][first:], first):
                 self.hdfs.rename(file, f"{target_of(folder)}/{prefix}{n:05d}.parquet")
 
-        # Folders are independent: clear them all, then move into them, a few at a time (each call
-        # is a NameNode round trip). Every deletion is done before the first move.
+        # Folders are independent: clear them all (while the manifest is written: a deletion is safe
+        # before it, a move is not), then move into them, a few at a time (each call is a NameNode
+        # round trip). Every deletion is done, and the manifest is durable, before the first move.
+        recorded = self.pool.submit(record_manifest)
         list(self.pool.map(clear, sorted(folders)))
+        recorded.result()
         ordered = sorted(staged)
         if ordered:
             first = ordered[0]
-            self.hdfs.mkdirs(target_of(first))
             self.hdfs.rename(staged[first][0], f"{target_of(first)}/{prefix}{0:05d}.parquet")
             self._pause("after-move", batch_id)
             list(self.pool.map(move, ordered, [1] + [0] * (len(ordered) - 1)))

@@ -234,6 +234,54 @@ def test_single_pass_equals_the_reference_pipeline(message_format: str) -> None:
     assert sorted(tuple(r.values()) for r in bad.to_pylist()) == want["bad"]
 
 
+@pytest.mark.parametrize("group_rows", [1, 5, 30_000])
+def test_consecutive_messages_typed_together_equal_the_reference(
+    monkeypatch: pytest.MonkeyPatch, group_rows: int
+) -> None:
+    """Clean INLINE messages in a row are typed as one body (up to ``INLINE_GROUP_ROWS`` lines); a
+    group with a bad line, and messages around an error, give exactly the reference's rows, entries
+    and quarantine rows."""
+    import spot_operators.listener_columns as columns
+
+    calls: list[int] = []
+    typed_lines = columns.typed_lines
+
+    def counting(data_type: str, lines: Any) -> Any:
+        calls.append(len(lines))
+        return typed_lines(data_type, lines)
+
+    monkeypatch.setattr(columns, "typed_lines", counting)
+    monkeypatch.setattr(LISTENER, "INLINE_GROUP_ROWS", group_rows)
+    values = [encode_message(_inline(GOOD * k, f"d-{k}")) for k in (1, 2, 3)]  # 2, 4 and 6 lines
+    values += [
+        b"junk",
+        encode_message(_inline(BAD, "d-bad")),  # 3 lines, 2 of them bad
+        encode_message(_inline(GOOD, "d-4")),
+        encode_message(_inline(GOOD * 2, "d-5")),
+        encode_message(_inline(GOOD, "d-6")),
+    ]
+    batch = _kafka(values)
+    want = _reference(batch)
+    calls.clear()
+    good, report = _listen(batch)
+    names = good.schema.names
+    assert sorted(tuple(r[n] for n in names) for r in good.to_pylist()) == want["good"]
+    assert sorted(tuple(row) for _, row in report["bad"]) == want["bad"]
+    assert _entry_counts([e for _, e in report["entries"]]) == want["entries"]
+    # Typing calls and their lines: d-1..d-3 together (the error ends the group); then d-bad..d-6
+    # together, which is not clean, so each of them alone.
+    assert (
+        calls
+        == {
+            30_000: [2 + 4 + 6, 3 + 2 + 4 + 2, 3, 2, 4, 2],
+            5: [2 + 4, 6, 3 + 2, 3, 2, 4 + 2],  # a group ends once it holds 5 lines
+            1: [2, 4, 6, 3, 2, 4, 2],  # every message alone
+        }[group_rows]
+    )
+    bad, _ = _listen(batch, bad_only=True)
+    assert sorted(tuple(r.values()) for r in bad.to_pylist()) == want["bad"]
+
+
 def test_entries_have_the_load_log_fields_and_types() -> None:
     _, report = _listen(_kafka([encode_message(_inline(GOOD, "d-good")), b"junk"]))
     entries = sorted((e for _, e in report["entries"]), key=lambda e: (e["file_digest"], e["h"] or ""))
