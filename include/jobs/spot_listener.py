@@ -700,6 +700,10 @@ class Hdfs:
     def qualified(self, text: str) -> str:
         return str(self.fs.makeQualified(self.path(text)).toString())
 
+    def uri(self, text: str) -> str:
+        """The qualified path as a URI (``%20`` for a space): how Spark's ``_metadata.file_path`` names it."""
+        return str(self.fs.makeQualified(self.path(text)).toUri().toString())
+
     def exists(self, text: str) -> bool:
         return bool(self.fs.exists(self.path(text)))
 
@@ -931,28 +935,40 @@ class Listener:
         return staged, reports
 
     def _pointer_units(self, pointers: list[dict[str, Any]]) -> Any:
-        """One unit per POINTER message: the staged CSV as one text, or an error if it is missing."""
+        """One unit per POINTER message: the staged CSV as one text, or an error if it is missing.
+
+        All the texts come from one ``spark.read.text`` (one listing and one plan, not one per file),
+        each tagged with its file's URI and matched to its pointers by a broadcast join (no shuffle).
+        """
+        import pyarrow as pa
         from pyspark.sql import functions as F
 
+        found = list(self.pool.map(lambda p: self.hdfs.exists(p["pointer_path"]), pointers))
+        columns = (*MESSAGE_COLUMNS, ("error", "STRING"), ("uri", "STRING"))
+        idents = [
+            {
+                **{name: pointer[name] for name in MESSAGE_NAMES},
+                "error": None if present else f"staged CSV {pointer['pointer_path']} does not exist",
+                "uri": self.hdfs.uri(pointer["pointer_path"]) if present else None,
+            }
+            for pointer, present in zip(pointers, found, strict=True)
+        ]
+        ids = self.spark.createDataFrame(pa.Table.from_pylist(idents, schema=_arrow_schema(columns)))
+        no_lines = F.lit(None).cast("array<string>").alias("lines")
         units = None
-        for pointer in pointers:
-            identity = [F.lit(pointer[n]).cast(t).alias(n) for n, t in MESSAGE_COLUMNS]
-            path = pointer["pointer_path"]
-            if self.hdfs.exists(path):
-                part = self.spark.read.text(path, wholetext=True).select(
-                    *identity,
-                    F.lit(None).cast("array<string>").alias("lines"),
-                    F.col("value").alias("text"),
-                    F.lit(None).cast("string").alias("error"),
-                )
-            else:
-                part = self.spark.range(1).select(
-                    *identity,
-                    F.lit(None).cast("array<string>").alias("lines"),
-                    F.lit(None).cast("string").alias("text"),
-                    F.lit(f"staged CSV {path} does not exist").alias("error"),
-                )
-            units = part if units is None else units.unionByName(part)
+        paths = sorted({p["pointer_path"] for p, present in zip(pointers, found, strict=True) if present})
+        if paths:
+            texts = self.spark.read.text(paths, wholetext=True).select(
+                F.col("_metadata.file_path").alias("uri"), F.col("value").alias("text")
+            )
+            units = texts.join(F.broadcast(ids.where(F.col("uri").isNotNull())), "uri").select(
+                *MESSAGE_NAMES, no_lines, "text", "error"
+            )
+        if not all(found):
+            missing = ids.where(F.col("uri").isNull()).select(
+                *MESSAGE_NAMES, no_lines, F.lit(None).cast("string").alias("text"), "error"
+            )
+            units = missing if units is None else units.unionByName(missing)
         return units
 
     def _bad_frame(self, bad: list[tuple[Any, ...]]) -> Any:

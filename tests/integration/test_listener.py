@@ -292,6 +292,12 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
         pointer=Pointer(staged, len(text.encode()), len(staged_rows), "0" * 64),
     )
     missing = IngestMessage(**{**vars(pointer), "file_digest": "d-missing"})
+    # A second staged CSV, read in the same pass; a space in its name (Spark names it with %20).
+    spaced = f"{hdfs_base}/flow/stage/20230125/19/x y.csv"
+    spaced_text = "\n".join(flow_csv_row(hour + 3700 + i, 3000 + i) for i in range(2)) + "\n"
+    hdfs.write(spaced, data=spaced_text.encode(), overwrite=True)
+    spaced_pointer = Pointer(spaced, len(spaced_text), 2, "0" * 64)
+    second = IngestMessage(**{**vars(pointer), "file_digest": "d-spaced", "pointer": spaced_pointer})
     missing = IngestMessage(**{**vars(missing), "pointer": Pointer(f"{hdfs_base}/nope.csv", 1, 1, "0" * 64)})
     dns_message = IngestMessage(**{**vars(inline(good_inline, "d-dns")), "data_type": "dns"})
     produce(
@@ -302,6 +308,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
             inline(list(bad_lines.values()), "d-bad"),
             pointer,
             missing,
+            second,
             dns_message,
             b"\x00garbage that is not avro",
             encode_message(inline(good_inline, "d-truncated"))[:-40],  # truncated Avro
@@ -311,12 +318,12 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
     run = ListenerRun(hdfs, hdfs_base, [topic], tmp_path)
     counts = run.run()
     rows = run.read(run.table)
-    assert len(rows) == counts["rows"] == 5 + 7
+    assert len(rows) == counts["rows"] == 5 + 7 + 2
     by_hour: dict[str, int] = {}
     for row in rows:
         folder = row["_file"].rsplit("/", 1)[0]
         by_hour[folder] = by_hour.get(folder, 0) + 1
-    assert by_hour == {"y=2023/m=1/d=25/h=18": 5, "y=2023/m=1/d=25/h=19": 7}
+    assert by_hour == {"y=2023/m=1/d=25/h=18": 5, "y=2023/m=1/d=25/h=19": 7 + 2}
     assert counts["duplicates"] == 1
     quarantine = run.read(run.quarantine)
     assert len(quarantine) == counts["quarantined"] == len(bad_lines) + 1 + 1 + 1 + 1 + 2
@@ -347,7 +354,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
 
     again = run.run()
     assert again["batches"] == 0
-    assert len(run.read(run.table)) == 12 and len(run.read(run.quarantine)) == len(quarantine)
+    assert len(run.read(run.table)) == 14 and len(run.read(run.quarantine)) == len(quarantine)
 
 
 def test_killed_after_moving_files_restarts_exactly_once(
