@@ -106,18 +106,11 @@ def _plain_body(body: str, records: int) -> bytes | None:
     return body.encode("utf-8")
 
 
-PARALLEL_PARSE_BYTES = 4 << 20
-"""A body this big is parsed by Arrow's thread pool, in blocks (row order kept): a staged CSV is
-one task's unit, and the other core may have nothing left to do."""
-
-
 def _parse(body: bytes, names: list[str]) -> pa.Table | None:
     try:
         return pa_csv.read_csv(
             io.BytesIO(body),
-            read_options=pa_csv.ReadOptions(
-                column_names=names, use_threads=len(body) >= PARALLEL_PARSE_BYTES
-            ),
+            read_options=pa_csv.ReadOptions(column_names=names, use_threads=False),
             parse_options=pa_csv.ParseOptions(
                 delimiter=",",
                 quote_char='"',

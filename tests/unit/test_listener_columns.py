@@ -352,18 +352,3 @@ def test_arrow_types_match_the_listener() -> None:
     for spec in (FLOW, DNS, PROXY):
         assert all(t in ARROW_TYPES for _, t in (*spec.columns, *spec.partitions))
 
-
-def test_a_big_staged_text_parsed_in_blocks_by_threads_equals_one_thread(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Above ``PARALLEL_PARSE_BYTES`` Arrow parses in blocks on its threads: same rows, same order."""
-    lines = [_with("flow", FLOW_LINE, "sport", str(n % 65536)) for n in range(12_000)]  # 1.7 MB: 2 blocks
-    text = "\n".join(lines) + "\n"
-    monkeypatch.setattr(listener_columns, "PARALLEL_PARSE_BYTES", 1 << 40)
-    single = typed_text("flow", text)
-    monkeypatch.setattr(listener_columns, "PARALLEL_PARSE_BYTES", 1)
-    threaded = typed_text("flow", text)
-    assert single is not None and threaded is not None
-    assert threaded.equals(single)
-    assert threaded.column("sport").to_pylist()[:3] == [0, 1, 2]
-    _assert_same(threaded, _row_table("flow", lines))
