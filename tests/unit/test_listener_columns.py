@@ -351,4 +351,3 @@ def test_arrow_types_match_the_listener() -> None:
     assert "listener_columns.py" in LISTENER.SHIPPED_MODULES
     for spec in (FLOW, DNS, PROXY):
         assert all(t in ARROW_TYPES for _, t in (*spec.columns, *spec.partitions))
-
