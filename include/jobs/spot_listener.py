@@ -423,38 +423,34 @@ class UnitSink:
             yield pa.RecordBatch.from_pydict(self.pending, schema=self.schema)
             self.pending = {name: [] for name in self.schema.names}
 
-    def _keep(self, slices: list[tuple[tuple[Any, ...], Any]]) -> Iterator[Any]:
-        """Buffer good rows already split by hour; write the files when the buffer is full."""
-        for hour, rows in slices:
+    def _buffer(self, table: Any) -> None:
+        """Add good rows (a table or a record batch) to the per-hour buffer."""
+        import pyarrow as pa
+
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        for hour, rows in hour_slices(table, self.partitions):
             self.by_hour.setdefault(hour, []).append(rows)
             self.good_rows += rows.num_rows
+
+    def _keep(self, table: Any) -> Iterator[Any]:
+        """Buffer good rows; write the files when the buffer is full."""
+        self._buffer(table)
         if self.good_rows >= self.flush_rows:
             yield from self.files()
 
-    def _keep_batch(self, batch: Any) -> Iterator[Any]:
-        import pyarrow as pa
-
-        yield from self._keep(hour_slices(pa.Table.from_batches([batch]), self.partitions))
-
     def files(self) -> Iterator[Any]:
         """Output rows ``("file", folder, parquet bytes)`` of the buffered good rows, one per hour."""
-        import io
-
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         for batch in list(self._pending_batch()):
-            for hour, rows in hour_slices(pa.Table.from_batches([batch]), self.partitions):
-                self.by_hour.setdefault(hour, []).append(rows)
+            self._buffer(batch)
         by_hour, self.by_hour, self.good_rows = self.by_hour, {}, 0
         for hour in sorted(by_hour):
             rows = pa.concat_tables([t.cast(self.good_schema) for t in by_hour[hour]])
-            buffer = io.BytesIO()
-            pq.write_table(rows.drop_columns(self.partitions), buffer)
-            folder = "/".join(f"{name}={value}" for name, value in zip(self.partitions, hour, strict=True))
+            folder, data = parquet_file(self.partitions, hour, rows)
             yield pa.RecordBatch.from_pydict(
-                {"kind": ["file"], "folder": [folder], "data": [buffer.getvalue()]},
-                schema=_arrow_schema(PASS_COLUMNS),
+                {"kind": ["file"], "folder": [folder], "data": [data]}, schema=_arrow_schema(PASS_COLUMNS)
             )
 
     def finish(self, report: bool = True) -> Iterator[Any]:
@@ -497,7 +493,7 @@ class UnitSink:
         for ident, unit_counts in zip(idents, counts, strict=True):
             self._entries(ident, unit_counts)
         if not self.bad_only:
-            yield from self._keep(hour_slices(typed, self.partitions))
+            yield from self._keep(typed)
 
     def messages(self, records: Sequence[dict[str, Any]]) -> Iterator[Any]:
         """Type several INLINE messages (each with lines, no error) together, as one body.
@@ -564,7 +560,7 @@ class UnitSink:
                     yield from batches
                 else:
                     for batch in batches:
-                        yield from self._keep_batch(batch)
+                        yield from self._keep(batch)
         if counts:
             self._entries(ident, counts)
 
@@ -596,19 +592,21 @@ def hour_slices(table: Any, partitions: Sequence[str]) -> list[tuple[tuple[Any, 
     return slices
 
 
-def parquet_files(table: Any, partitions: Sequence[str]) -> list[tuple[str, bytes]]:
-    """``(folder, Parquet bytes)`` per distinct partition value of ``table``, as Spark's
-    ``partitionBy`` writes them: ``y=2023/m=1/d=25/h=18``, the partition columns left out."""
+def parquet_file(partitions: Sequence[str], hour: tuple[Any, ...], rows: Any) -> tuple[str, bytes]:
+    """``(folder, Parquet bytes)`` of one hour's rows, as Spark's ``partitionBy`` writes them:
+    ``y=2023/m=1/d=25/h=18``, the partition columns left out."""
     import io
 
     import pyarrow.parquet as pq
 
-    files = []
-    for hour, rows in hour_slices(table, partitions):
-        buffer = io.BytesIO()
-        pq.write_table(rows.drop_columns(list(partitions)), buffer)
-        files.append(("/".join(f"{n}={v}" for n, v in zip(partitions, hour, strict=True)), buffer.getvalue()))
-    return files
+    buffer = io.BytesIO()
+    pq.write_table(rows.drop_columns(list(partitions)), buffer)
+    return "/".join(f"{n}={v}" for n, v in zip(partitions, hour, strict=True)), buffer.getvalue()
+
+
+def parquet_files(table: Any, partitions: Sequence[str]) -> list[tuple[str, bytes]]:
+    """:func:`parquet_file` of every hour of ``table``, in ascending hour order."""
+    return [parquet_file(partitions, hour, rows) for hour, rows in hour_slices(table, partitions)]
 
 
 def listen_messages(
