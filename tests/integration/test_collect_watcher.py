@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 
 from spot_operators.config import load_ingest_config
@@ -45,8 +46,21 @@ def _asset_id(api: AirflowApi, name: str, uri: str, timeout: float = 120.0) -> i
 
 
 def _events(api: AirflowApi, asset_id: int, since: str) -> list[dict[str, Any]]:
-    found = api.get("/assets/events", asset_id=asset_id, timestamp_gte=since, limit=100)
-    return list(found["asset_events"])
+    """The asset's events since ``since``.
+
+    Airflow's api-server fails this listing while a run the event created is queued but not started
+    (its ``start_date`` is None, which ``AssetEventResponse`` refuses; uvicorn drops the connection):
+    seconds later the run has started, so a failed read is tried again a few times.
+    """
+    for attempt in range(5):
+        try:
+            found = api.get("/assets/events", asset_id=asset_id, timestamp_gte=since, limit=100)
+            return list(found["asset_events"])
+        except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+            if (isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code < 500) or attempt == 4:
+                raise
+            time.sleep(2)
+    raise AssertionError("unreachable")
 
 
 def _announced_files(event: dict[str, Any]) -> list[str]:
