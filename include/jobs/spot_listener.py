@@ -21,9 +21,10 @@ batch holds POINTER messages), with no shuffle and no cached frame:
    ``(topic, partition, offset)`` (a producer retry or a re-published file inside one batch). They are
    known from the reports; when there are any (rare) the staged files are dropped and the pass runs
    again without them before anything is published;
-3. second pass for POINTER messages (:func:`listen_units`): each staged CSV read from HDFS as one text
-   (``spark.read.text(wholetext=True)``: RFC 4180 fields may span lines, and line numbers stay exact);
-   a pointer whose file is missing becomes a quarantine row;
+3. second pass for POINTER messages (:func:`listen_texts`): each staged CSV read from HDFS as one text
+   (``spark.read.text(wholetext=True)``: RFC 4180 fields may span lines, and line numbers stay exact),
+   found by its URI in the task's map of messages (no join); a pointer whose file is missing becomes a
+   quarantine row, reported by the driver (:func:`missing_texts_report`);
 4. typing (:func:`unit_items`): every CSV line with :mod:`spot_operators.listener_rows` (column count,
    Hive types and ranges, UTC hour partition from ``unix_tstamp``, or ``p_date``/``p_time`` for proxy);
    a unit whose lines are all clean is typed column-wise by :mod:`spot_operators.listener_columns` to the
@@ -309,7 +310,7 @@ def type_units(
     """Units -> typed rows and quarantine rows, with provenance, in the units' order (``out_columns``).
 
     The reference output of :func:`unit_items` (the unit tests compare the columnar and row paths
-    with it); the listener itself runs :func:`listen_units` and :func:`listen_messages`.
+    with it); the listener itself runs :func:`listen_texts` and :func:`listen_messages`.
     """
     import pyarrow as pa
 
@@ -660,24 +661,36 @@ def listen_messages(
     yield from sink.finish()
 
 
-def listen_units(
+def listen_texts(
     batches: Iterator[Any],
     data_type: str,
     good_columns: Sequence[tuple[str, str]],
+    units_by_uri: dict[str, list[dict[str, Any]]],
     bad_limit: int,
     bad_only: bool = False,
 ) -> Iterator[Any]:
-    """Units (``MESSAGE_COLUMNS`` + ``UNIT_EXTRA``: staged CSV texts) -> Parquet files and the
-    report, like :func:`listen_messages`."""
+    """Staged CSV texts (``uri``, ``text``) -> Parquet files and the report, like
+    :func:`listen_messages`: each text typed once per POINTER message naming it (``units_by_uri``:
+    the messages' ``MESSAGE_COLUMNS`` by the file's URI)."""
     sink = UnitSink(data_type, good_columns, bad_limit, bad_only)
     for batch in batches:
         columns = batch.to_pydict()
-        for index in range(batch.num_rows):
-            ident = {name: columns[name][index] for name in MESSAGE_NAMES}
-            yield from sink.unit(
-                ident, columns["text"][index], columns["lines"][index], columns["error"][index]
-            )
+        for uri, text in zip(columns["uri"], columns["text"], strict=True):
+            for ident in units_by_uri[uri]:
+                yield from sink.unit(ident, text, None, None)
     yield from sink.finish()
+
+
+def missing_texts_report(
+    data_type: str, good_columns: Sequence[tuple[str, str]], missing: Sequence[tuple[dict[str, Any], str]]
+) -> dict[str, Any]:
+    """The report of POINTER messages whose staged CSV is missing (``(message, error)``): each is one
+    quarantine row, typed as a unit with that error (no Spark job for it)."""
+    sink = UnitSink(data_type, good_columns, len(missing), False)
+    for ident, error in missing:
+        for _ in sink.unit(ident, None, None, error):
+            pass
+    return sink.report
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -842,21 +855,29 @@ class Listener:
         pointers = sorted(
             (m for m in found if m["kind"] == "POINTER" and message_key(m) not in skip), key=message_key
         )
-        units: Any = self._pointer_units(pointers) if pointers else None
+        texts, units_by_uri, missing = self._pointer_texts(pointers)
         data_type = args.data_type  # not self: it holds the JVM
 
-        def units_frame(bad_only: bool = False) -> Any:
+        def texts_frame(bad_only: bool = False) -> Any:
             ddl = _ddl(BAD_COLUMNS if bad_only else PASS_COLUMNS)
-            return units.mapInArrow(
-                lambda it: listen_units(it, data_type, good_columns, BAD_LIMIT, bad_only), ddl
+            return texts.mapInArrow(
+                lambda it: listen_texts(it, data_type, good_columns, units_by_uri, BAD_LIMIT, bad_only), ddl
             )
 
+        missing_bad = []
+        if missing:
+            report = missing_texts_report(data_type, good_columns, missing)
+            entries.extend(e for _, e in report["entries"])
+            missing_bad = [row for _, row in report["bad"]]
+            bad.extend(missing_bad)
         phase("pointer-plan")
-        if units is not None:
-            more, unit_reports = self._collect(units_frame(), staging, first=sum(map(len, staged.values())))
+        if texts is not None:
+            more, text_reports = self._collect(
+                texts_frame(), staging, first=sum(map(len, staged.values())), label="pointer-"
+            )
             for folder, files in more.items():
                 staged.setdefault(folder, []).extend(files)
-            for r in unit_reports:
+            for r in text_reports:
                 entries.extend(e for _, e in r["entries"])
                 bad.extend(row for _, row in r["bad"])
                 overflow = overflow or r["overflow"]
@@ -872,8 +893,10 @@ class Listener:
         if quarantined:
             if overflow:  # too many to report: type them again, keeping only the quarantine rows
                 raw = messages_frame(skip, bad_only=True)
-                if units is not None:
-                    raw = raw.unionByName(units_frame(bad_only=True))
+                if texts is not None:
+                    raw = raw.unionByName(texts_frame(bad_only=True))
+                if missing_bad:
+                    raw = raw.unionByName(self._bad_frame(missing_bad))
             else:
                 raw = self._bad_frame(bad)
             folders = self._publish_quarantine(raw, batch_id)
@@ -904,7 +927,7 @@ class Listener:
         )
 
     def _collect(
-        self, frame: Any, staging: str, first: int = 0
+        self, frame: Any, staging: str, first: int = 0, label: str = ""
     ) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
         """Run a typing pass and write its Parquet files under ``staging/t/<hour folder>/``.
 
@@ -913,13 +936,13 @@ class Listener:
         takes it whole. ``toLocalIterator`` would hold less but runs one partition per job, one
         core busy at a time. A few HDFS writes run at once because an HDFS close waits for its
         block report. Returns the staged files per target folder (numbered from ``first``) and the
-        tasks' reports.
+        tasks' reports; ``label`` prefixes the pass's phase names in the batch's log line.
         """
         reports: list[dict[str, Any]] = []
         files: list[tuple[str, bytes]] = []
         staged: dict[str, list[str]] = {}
         collected = frame.collect()
-        self._phase("typing")
+        self._phase(f"{label}typing")
         for row in collected:
             if row["kind"] == "report":
                 reports.append(json.loads(bytes(row["data"])))
@@ -929,45 +952,37 @@ class Listener:
                 staged.setdefault(row["folder"], []).append(target)
         for future in [self.pool.submit(self.hdfs.write_bytes, target, data) for target, data in files]:
             future.result()
-        self._phase("staging")
+        self._phase(f"{label}staging")
         return staged, reports
 
-    def _pointer_units(self, pointers: list[dict[str, Any]]) -> Any:
-        """One unit per POINTER message: the staged CSV as one text, or an error if it is missing.
+    def _pointer_texts(
+        self, pointers: list[dict[str, Any]]
+    ) -> tuple[Any, dict[str, list[dict[str, Any]]], list[tuple[dict[str, Any], str]]]:
+        """The staged CSVs of the POINTER messages as ``(uri, text)`` rows (None if there are none),
+        the messages of each URI, and the messages whose file is missing (with their error).
 
         All the texts come from one ``spark.read.text`` (one listing and one plan, not one per file),
-        each tagged with its file's URI and matched to its pointers by a broadcast join (no shuffle).
+        each tagged with its file's URI; the typing task finds a text's messages by that URI, so there
+        is no join (and no job to broadcast one).
         """
-        import pyarrow as pa
         from pyspark.sql import functions as F
 
         found = list(self.pool.map(lambda p: self.hdfs.exists(p["pointer_path"]), pointers))
-        columns = (*MESSAGE_COLUMNS, ("error", "STRING"), ("uri", "STRING"))
-        idents = [
-            {
-                **{name: pointer[name] for name in MESSAGE_NAMES},
-                "error": None if present else f"staged CSV {pointer['pointer_path']} does not exist",
-                "uri": self.hdfs.uri(pointer["pointer_path"]) if present else None,
-            }
-            for pointer, present in zip(pointers, found, strict=True)
-        ]
-        ids = self.spark.createDataFrame(pa.Table.from_pylist(idents, schema=_arrow_schema(columns)))
-        no_lines = F.lit(None).cast("array<string>").alias("lines")
-        units = None
+        units_by_uri: dict[str, list[dict[str, Any]]] = {}
+        missing: list[tuple[dict[str, Any], str]] = []
+        for pointer, present in zip(pointers, found, strict=True):
+            ident = {name: pointer[name] for name in MESSAGE_NAMES}
+            if present:
+                units_by_uri.setdefault(self.hdfs.uri(pointer["pointer_path"]), []).append(ident)
+            else:
+                missing.append((ident, f"staged CSV {pointer['pointer_path']} does not exist"))
         paths = sorted({p["pointer_path"] for p, present in zip(pointers, found, strict=True) if present})
-        if paths:
-            texts = self.spark.read.text(paths, wholetext=True).select(
-                F.col("_metadata.file_path").alias("uri"), F.col("value").alias("text")
-            )
-            units = texts.join(F.broadcast(ids.where(F.col("uri").isNotNull())), "uri").select(
-                *MESSAGE_NAMES, no_lines, "text", "error"
-            )
-        if not all(found):
-            missing = ids.where(F.col("uri").isNull()).select(
-                *MESSAGE_NAMES, no_lines, F.lit(None).cast("string").alias("text"), "error"
-            )
-            units = missing if units is None else units.unionByName(missing)
-        return units
+        if not paths:
+            return None, units_by_uri, missing
+        texts = self.spark.read.text(paths, wholetext=True).select(
+            F.col("_metadata.file_path").alias("uri"), F.col("value").alias("text")
+        )
+        return texts, units_by_uri, missing
 
     def _bad_frame(self, bad: list[tuple[Any, ...]]) -> Any:
         """The reported quarantine rows (``BAD_COLUMNS``) as a DataFrame."""

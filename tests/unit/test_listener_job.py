@@ -319,39 +319,45 @@ def test_quarantine_rows_above_the_limit_only_set_overflow() -> None:
     assert bad.num_rows == 6
 
 
-def test_pointer_units_are_typed_like_messages() -> None:
+def test_pointer_texts_are_typed_like_messages() -> None:
     text = "\n".join([*GOOD, *BAD]) + "\n"
     ident = {
         n: v for n, v in zip(LISTENER.MESSAGE_NAMES, ["t", 1, 7, "it", "big", "d-p", 0, 1, 5], strict=True)
     }
-    units = pa.RecordBatch.from_pylist(
-        [
-            {**ident, "lines": None, "text": text, "error": None},
-            {
-                **ident,
-                "kafka_offset": 8,
-                "file_digest": "d-gone",
-                "lines": None,
-                "text": None,
-                "error": "gone",
-            },
-        ],
-        schema=LISTENER._arrow_schema((*LISTENER.MESSAGE_COLUMNS, *LISTENER.UNIT_EXTRA)),
+    uri = "hdfs://nn:8020/spot/flow/stage/big%20one.csv"
+    texts = pa.RecordBatch.from_pylist(
+        [{"uri": uri, "text": text}], schema=pa.schema([("uri", pa.string()), ("text", pa.string())])
     )
-    good, report = _run(list(LISTENER.listen_units(iter([units]), "flow", _good_columns("flow"), 100)), False)
-    assert good.num_rows == 3
-    assert sorted((row[4], row[6]) for _, row in report["bad"]) == [
-        (0, "gone"),
-        (4, "sport is not an integer: 'https'"),
-        (5, "expected 28 fields for flow, got 2"),
+    again = {**ident, "kafka_offset": 9, "file_digest": "d-again"}  # a second message naming the same file
+    out = LISTENER.listen_texts(iter([texts]), "flow", _good_columns("flow"), {uri: [ident, again]}, 100)
+    good, report = _run(list(out), False)
+    assert good.num_rows == 3 * 2
+    assert sorted((row[2], row[4], row[6]) for _, row in report["bad"]) == [
+        ("d-again", 4, "sport is not an integer: 'https'"),
+        ("d-again", 5, "expected 28 fields for flow, got 2"),
+        ("d-p", 4, "sport is not an integer: 'https'"),
+        ("d-p", 5, "expected 28 fields for flow, got 2"),
     ]
     assert sorted(
         (e["file_digest"], e["h"] or "", e["rows"], e["quarantined"]) for _, e in report["entries"]
     ) == [
-        ("d-gone", "", 0, 1),
+        ("d-again", "", 0, 2),
+        ("d-again", "0", 1, 0),
+        ("d-again", "18", 2, 0),
         ("d-p", "", 0, 2),
         ("d-p", "0", 1, 0),
         ("d-p", "18", 2, 0),
+    ]
+
+
+def test_missing_staged_csv_is_one_quarantine_row() -> None:
+    ident = {
+        n: v for n, v in zip(LISTENER.MESSAGE_NAMES, ["t", 1, 8, "it", "big", "d-gone", 0, 1, 5], strict=True)
+    }
+    report = LISTENER.missing_texts_report("flow", _good_columns("flow"), [(ident, "gone")])
+    assert [list(row) for _, row in report["bad"]] == [["it", "big", "d-gone", 0, 0, "", "gone"]]
+    assert [(k, e["rows"], e["quarantined"], e["h"]) for k, e in report["entries"]] == [
+        (["t", 1, 8], 0, 1, None)
     ]
 
 
