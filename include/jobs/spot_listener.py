@@ -74,7 +74,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -786,6 +786,7 @@ class Listener:
         # HDFS calls run a few at a time (each is a NameNode round trip, a close waits for its block).
         # One pool for the listener's life: each Python thread keeps its own gateway connection.
         self.pool = ThreadPoolExecutor(max_workers=HDFS_THREADS, thread_name_prefix="spot-hdfs")
+        self.writes: list[Future[None]] = []  # staged files of the batch still being written
         self.table_location = self.hdfs.qualified(args.table_location)
         self.quarantine_location = self.hdfs.qualified(args.quarantine_location)
         self.tag = hashlib.sha256(self.hdfs.qualified(args.checkpoint).encode()).hexdigest()[:10]
@@ -822,6 +823,7 @@ class Listener:
         args = self.args
         good_columns = (*self.table.columns, *self.table.partitions)
         staging = self._staging(self.table_location, batch_id)
+        self._settle_writes(check=False)  # none, unless an earlier attempt failed while writing
         self.hdfs.delete(staging, recursive=True)  # what a crashed attempt of this batch left
 
         # 1. One pass over the Kafka messages: decode, type INLINE lines, Parquet of their good rows
@@ -845,6 +847,7 @@ class Listener:
         #    dropped and the pass is redone without them, before anything is published.
         skip = duplicates(found)
         if skip:
+            self._settle_writes()
             self.hdfs.delete(staging, recursive=True)
             staged, _ = self._collect(messages_frame(skip), staging)
         entries = [e for r in reports for k, e in r["entries"] if tuple(k) not in skip]
@@ -929,14 +932,16 @@ class Listener:
     def _collect(
         self, frame: Any, staging: str, first: int = 0, label: str = ""
     ) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
-        """Run a typing pass and write its Parquet files under ``staging/t/<hour folder>/``.
+        """Run a typing pass and start writing its Parquet files under ``staging/t/<hour folder>/``.
 
         One job (``collect``): its tasks run side by side, and their output is small (compressed
         Parquet, about a tenth of the CSV it came from, plus a report per task), so the driver
         takes it whole. ``toLocalIterator`` would hold less but runs one partition per job, one
-        core busy at a time. A few HDFS writes run at once because an HDFS close waits for its
-        block report. Returns the staged files per target folder (numbered from ``first``) and the
-        tasks' reports; ``label`` prefixes the pass's phase names in the batch's log line.
+        core busy at a time. The HDFS writes run a few at a time in the background (an HDFS close
+        waits for its block report) while the batch goes on: the next pass, the manifest and the
+        clearing of the target folders; :meth:`_publish` waits for them before its first move.
+        Returns the staged files per target folder (numbered from ``first``) and the tasks'
+        reports; ``label`` prefixes the pass's phase names in the batch's log line.
         """
         reports: list[dict[str, Any]] = []
         files: list[tuple[str, bytes]] = []
@@ -950,10 +955,17 @@ class Listener:
                 target = f"{staging}/t/{row['folder']}/part-{first + len(files):05d}.parquet"
                 files.append((target, bytes(row["data"])))
                 staged.setdefault(row["folder"], []).append(target)
-        for future in [self.pool.submit(self.hdfs.write_bytes, target, data) for target, data in files]:
-            future.result()
+        self.writes.extend(self.pool.submit(self.hdfs.write_bytes, target, data) for target, data in files)
         self._phase(f"{label}staging")
         return staged, reports
+
+    def _settle_writes(self, check: bool = True) -> None:
+        """Wait for every staged file being written; with ``check``, raise the first write's error."""
+        writes, self.writes = self.writes, []
+        errors = [future.exception() for future in writes]
+        failed = [error for error in errors if error is not None]
+        if check and failed:
+            raise failed[0]
 
     def _pointer_texts(
         self, pointers: list[dict[str, Any]]
@@ -1107,8 +1119,6 @@ class Listener:
         Returns the target folders, relative to ``location``.
         """
         root = f"{location}/_staging/{self.tag}"
-        self._pause("after-staging", batch_id)
-
         staging_q = self.hdfs.qualified(staging)
         if staged is None:
             staged = {}
@@ -1148,12 +1158,16 @@ class Listener:
             for n, file in enumerate(staged[folder][first:], first):
                 self.hdfs.rename(file, f"{target_of(folder)}/{prefix}{n:05d}.parquet")
 
-        # Folders are independent: clear them all (while the manifest is written: a deletion is safe
-        # before it, a move is not), then move into them, a few at a time (each call is a NameNode
-        # round trip). Every deletion is done, and the manifest is durable, before the first move.
+        # Folders are independent: clear them all (while the manifest and the staged files are
+        # written: a deletion is safe before the manifest, a move is not), then move into them, a few
+        # at a time (each call is a NameNode round trip). Every staged file is closed, every deletion
+        # done and the manifest durable before the first move.
         recorded = self.pool.submit(record_manifest)
-        list(self.pool.map(clear, sorted(folders)))
-        recorded.result()
+        cleared = [self.pool.submit(clear, folder) for folder in sorted(folders)]
+        self._settle_writes()
+        for future in (*cleared, recorded):
+            future.result()
+        self._pause("after-staging", batch_id)
         ordered = sorted(staged)
         if ordered:
             first = ordered[0]
