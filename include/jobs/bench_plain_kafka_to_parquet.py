@@ -31,6 +31,7 @@ from typing import Any
 sys.path.append(str(Path(__file__).resolve().parents[2] / "plugins"))  # spot_operators, if not on PYTHONPATH
 
 from spot_operators.job_support import spark_session, streaming_timings, write_json_atomically
+from spot_operators.kafka_options import SOURCE_DEFAULTS
 
 log = logging.getLogger("spot.jobs.bench_plain_kafka_to_parquet")
 
@@ -70,6 +71,8 @@ def kafka_stream(spark: Any, bootstrap: str, topic: str, max_offsets: int) -> An
     )
     if max_offsets > 0:
         reader = reader.option("maxOffsetsPerTrigger", str(max_offsets))
+    for key, value in SOURCE_DEFAULTS.items():
+        reader = reader.option(key, value)
     return reader.load()
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from spot_operators.kafka_options import (
     LISTENER_KAFKA_OPTIONS_ENV,
+    SOURCE_DEFAULTS,
     KafkaOptionsError,
     options_from_env,
     redacted,
@@ -161,3 +162,11 @@ def test_the_listener_operator_swaps_in_the_connections_bootstrap_servers() -> N
     ]
     assert args[3] == "127.0.0.1:9092", "the DAG's own argument list is not changed"
     assert with_bootstrap(["--mode", "x"], "b1:9094")[-2:] == ["--bootstrap", "b1:9094"]
+
+
+def test_the_source_defaults_can_be_overridden_by_the_connection() -> None:
+    """The listener applies SOURCE_DEFAULTS first, then the connection's options: an extra
+    ``spark.kafka.fetch.max.wait.ms`` must land on the same key to replace the default."""
+    assert SOURCE_DEFAULTS == {"kafka.fetch.max.wait.ms": "20"}
+    options = spark_kafka_options({"spark.kafka.fetch.max.wait.ms": "500"})
+    assert {**SOURCE_DEFAULTS, **options}["kafka.fetch.max.wait.ms"] == "500"
