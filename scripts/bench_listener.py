@@ -278,29 +278,15 @@ def run_plain(
     """The limit job on ``topic``: raw values -> Parquet, or with ``pointers`` the staged CSVs its
     POINTER messages name -> Parquet as texts (the result is then that query's figures)."""
     result = work / f"plain-{label}.json"
+    option = "--pointer-" if pointers else "--"  # the job's options for a pointer topic or a plain one
     args = ["--bootstrap", bootstrap_servers(), "--result", str(result)]
-    if pointers:
-        args += [
-            "--pointer-topic",
-            topic,
-            "--pointer-output",
-            f"{base}/plain-{label}/out",
-            "--pointer-checkpoint",
-            f"{base}/plain-{label}/checkpoint",
-            "--pointer-max-offsets-per-trigger",
-            str(max_offsets),
-        ]
-    else:
-        args += [
-            "--topic",
-            topic,
-            "--output",
-            f"{base}/plain-{label}/out",
-            "--checkpoint",
-            f"{base}/plain-{label}/checkpoint",
-            "--max-offsets-per-trigger",
-            str(max_offsets),
-        ]
+    args += [f"{option}topic", topic, f"{option}max-offsets-per-trigger", str(max_offsets)]
+    args += [
+        f"{option}output",
+        f"{base}/plain-{label}/out",
+        f"{option}checkpoint",
+        f"{base}/plain-{label}/checkpoint",
+    ]
     if text_input:
         args += ["--text-input", text_input, "--text-output", f"{base}/plain-{label}/text"]
     submitted = spark_submit(PLAIN, args, f"bench-plain-{label}", work, memory)

@@ -30,8 +30,7 @@ from typing import Any
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "plugins"))  # spot_operators, if not on PYTHONPATH
 
-from spot_operators.job_support import spark_session, streaming_timings, write_json_atomically
-from spot_operators.kafka_options import SOURCE_DEFAULTS
+from spot_operators.job_support import kafka_stream, spark_session, streaming_timings, write_json_atomically
 
 log = logging.getLogger("spot.jobs.bench_plain_kafka_to_parquet")
 
@@ -58,22 +57,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.pointer_topic and not (args.pointer_output and args.pointer_checkpoint):
         parser.error("--pointer-topic needs --pointer-output and --pointer-checkpoint")
     return args
-
-
-def kafka_stream(spark: Any, bootstrap: str, topic: str, max_offsets: int) -> Any:
-    """The topic as the listener reads it (same source options)."""
-    reader = (
-        spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", bootstrap)
-        .option("subscribe", topic)
-        .option("startingOffsets", "earliest")
-        .option("failOnDataLoss", "true")
-    )
-    if max_offsets > 0:
-        reader = reader.option("maxOffsetsPerTrigger", str(max_offsets))
-    for key, value in SOURCE_DEFAULTS.items():
-        reader = reader.option(key, value)
-    return reader.load()
 
 
 def drained(query: Any, started: float) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 
 sys.path.append(str(Path(__file__).resolve().parents[2] / "plugins"))  # spot_operators, if not on PYTHONPATH
 
-from spot_operators.job_support import spark_session, write_json_atomically
+from spot_operators.job_support import kafka_stream, spark_session, write_json_atomically
 
 log = logging.getLogger("spot.jobs.smoke_kafka_to_parquet")
 
@@ -42,14 +42,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     spark = spark_session(args.app_name)
     try:
-        source = (
-            spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", args.bootstrap)
-            .option("subscribe", args.topic)
-            .option("startingOffsets", "earliest")
-            .option("failOnDataLoss", "true")
-            .load()
-            .select("key", "value", "topic", "partition", "offset")
+        source = kafka_stream(spark, args.bootstrap, args.topic).select(
+            "key", "value", "topic", "partition", "offset"
         )
         query = (
             source.writeStream.format("parquet")

@@ -688,8 +688,7 @@ def missing_texts_report(
     quarantine row, typed as a unit with that error (no Spark job for it)."""
     sink = UnitSink(data_type, good_columns, len(missing), False)
     for ident, error in missing:
-        for _ in sink.unit(ident, None, None, error):
-            pass
+        list(sink.unit(ident, None, None, error))  # an error unit has no good rows: nothing is yielded
     return sink.report
 
 
@@ -1203,13 +1202,8 @@ def _ship_code(spark: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from spot_operators.job_support import spark_session, streaming_timings
-    from spot_operators.kafka_options import (
-        LISTENER_KAFKA_OPTIONS_ENV,
-        SOURCE_DEFAULTS,
-        options_from_env,
-        redacted,
-    )
+    from spot_operators.job_support import kafka_stream, spark_session, streaming_timings
+    from spot_operators.kafka_options import LISTENER_KAFKA_OPTIONS_ENV, options_from_env, redacted
 
     spark = spark_session(args.app_name or f"spot-listener-{args.data_type}")
     # Kafka values reach the Python workers in Arrow batches of this many messages (Spark's default
@@ -1220,24 +1214,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         _ship_code(spark)
         listener = Listener(spark, args)
-        reader = (
-            spark.readStream.format("kafka")
-            .option("kafka.bootstrap.servers", args.bootstrap)
-            .option("subscribe", args.topics)
-            .option("startingOffsets", "earliest")
-            .option("failOnDataLoss", "true")
-        )
-        if args.max_offsets_per_trigger > 0:
-            reader = reader.option("maxOffsetsPerTrigger", str(args.max_offsets_per_trigger))
-        # TLS/SASL settings of the Kafka connection, translated by the operator (kafka_options.py);
-        # they may override the source defaults.
+        # TLS/SASL settings of the Kafka connection, translated by the operator (kafka_options.py).
         kafka_options = options_from_env(os.environ.get(LISTENER_KAFKA_OPTIONS_ENV))
-        for key, value in {**SOURCE_DEFAULTS, **kafka_options}.items():
-            reader = reader.option(key, value)
         log.info("Kafka %s, options %s", args.bootstrap, redacted(kafka_options) or "none (PLAINTEXT)")
+        source = kafka_stream(spark, args.bootstrap, args.topics, args.max_offsets_per_trigger, kafka_options)
         writer = (
-            reader.load()
-            .writeStream.foreachBatch(listener)
+            source.writeStream.foreachBatch(listener)
             .option("checkpointLocation", args.checkpoint)
             .queryName(f"spot_listener_{args.data_type}")
         )

@@ -14,6 +14,36 @@ from pathlib import Path
 from typing import Any
 
 
+def kafka_stream(
+    spark: Any,
+    bootstrap: str,
+    topics: str,
+    max_offsets_per_trigger: int = 0,
+    options: Mapping[str, str] | None = None,
+) -> Any:
+    """The Kafka topics (comma-separated) as the listener reads them: a streaming DataFrame.
+
+    From the earliest offsets, failing on data loss, ``max_offsets_per_trigger`` messages a batch if
+    above 0, with :data:`spot_operators.kafka_options.SOURCE_DEFAULTS` and then ``options`` (the
+    connection's TLS/SASL settings, which may override the defaults). The bench's limit job reads
+    through here too, so both sides of its ratio read alike.
+    """
+    from spot_operators.kafka_options import SOURCE_DEFAULTS
+
+    reader = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", bootstrap)
+        .option("subscribe", topics)
+        .option("startingOffsets", "earliest")
+        .option("failOnDataLoss", "true")
+    )
+    if max_offsets_per_trigger > 0:
+        reader = reader.option("maxOffsetsPerTrigger", str(max_offsets_per_trigger))
+    for key, value in {**SOURCE_DEFAULTS, **(options or {})}.items():
+        reader = reader.option(key, value)
+    return reader.load()
+
+
 def streaming_timings(progress: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Spark's own timing of a streaming query's batches (``query.recentProgress``).
 
