@@ -671,11 +671,15 @@ def listen_texts(
 ) -> Iterator[Any]:
     """Staged CSV texts (``uri``, ``text``) -> Parquet files and the report, like
     :func:`listen_messages`: each text typed once per POINTER message naming it (``units_by_uri``:
-    the messages' ``MESSAGE_COLUMNS`` by the file's URI)."""
+    the messages' ``MESSAGE_COLUMNS`` by the file's URI). A text comes as bytes: one that is not all
+    UTF-8 loses only its records with the bad bytes (:func:`staged_text`), not the batch."""
+    from spot_operators.listener_rows import staged_text
+
     sink = UnitSink(data_type, good_columns, bad_limit, bad_only)
     for batch in batches:
         columns = batch.to_pydict()
-        for uri, text in zip(columns["uri"], columns["text"], strict=True):
+        for uri, data in zip(columns["uri"], columns["text"], strict=True):
+            text = staged_text(data)
             for ident in units_by_uri[uri]:
                 yield from sink.unit(ident, text, None, None)
     yield from sink.finish()
@@ -990,8 +994,9 @@ class Listener:
         paths = sorted({p["pointer_path"] for p, present in zip(pointers, found, strict=True) if present})
         if not paths:
             return None, units_by_uri, missing
-        texts = self.spark.read.text(paths, wholetext=True).select(
-            F.col("_metadata.file_path").alias("uri"), F.col("value").alias("text")
+        # Spark reads each path as a glob pattern: escaped, a name with [, { or * is read as itself.
+        texts = self.spark.read.text([glob_escaped(p) for p in paths], wholetext=True).select(
+            F.col("_metadata.file_path").alias("uri"), F.col("value").cast("binary").alias("text")
         )
         return texts, units_by_uri, missing
 
@@ -1175,6 +1180,11 @@ class Listener:
             list(self.pool.map(lambda item: move(*item), rest))
         self.hdfs.delete(staging_q, recursive=True)
         return ordered
+
+
+def glob_escaped(path: str) -> str:
+    """``path`` as a Hadoop glob pattern that matches just itself (its metacharacters escaped)."""
+    return re.sub(r"([\\{}\[\]*?])", r"\\\1", path)
 
 
 def _split_table(table: str) -> tuple[str, str]:

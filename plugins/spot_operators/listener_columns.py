@@ -234,6 +234,13 @@ def typed_lines(data_type: str, lines: Any) -> pa.Table | None:
 
 
 def typed_text(data_type: str, text: str) -> pa.Table | None:
-    """Typed columns of a staged CSV's text, or ``None`` (type it with ``csv_records``)."""
-    body = text_body(text)
+    """Typed columns of a staged CSV's text, or ``None`` (type it with ``csv_records``).
+
+    ``None`` too for a text holding bytes that are not UTF-8 (surrogate escapes, see
+    :func:`spot_operators.listener_rows.staged_text`): the row path quarantines just their records.
+    """
+    try:
+        body = text_body(text)
+    except UnicodeEncodeError:
+        return None
     return None if body is None else typed_columns(data_type, body, body.count(b"\n") + 1)

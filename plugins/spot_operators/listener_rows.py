@@ -169,11 +169,42 @@ def typed_row(data_type: str, csv_line: str) -> tuple[Any, ...] | Quarantine:
     return typed_fields(data_type, fields)
 
 
+def staged_text(data: bytes) -> str:
+    """A staged CSV's bytes as text for :func:`csv_records`.
+
+    Bytes that are not UTF-8 (a damaged or foreign file: collect itself stages UTF-8) are kept as
+    surrogate escapes, so that the records holding them are quarantined one by one instead of the
+    whole text failing its batch.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "surrogateescape")
+
+
+def _utf8_error(raw: str) -> str | None:
+    """Why a record is not UTF-8 (it holds surrogate escapes, see :func:`staged_text`), or ``None``."""
+    if raw.isascii():
+        return None
+    try:
+        raw.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = ord(raw[exc.start]) - 0xDC00  # surrogateescape keeps byte b as U+DC00 + b
+        return f"not UTF-8: byte 0x{byte:02x} at character {exc.start + 1}"
+    return None
+
+
+def _printable(raw: str) -> str:
+    """``raw`` with its surrogate escapes shown as ``\\xNN``: quarantine stores UTF-8 text."""
+    return raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def csv_records(text: str) -> Iterator[tuple[int, str, list[str] | Quarantine]]:
     """``(first line number, raw record text, fields or why not)`` of every record of a staged CSV.
 
     Line numbers are 1-based physical lines; a quoted field may span lines. A quoting error quarantines
     the rest of the text from that record on (the reader cannot resynchronise reliably), as one entry.
+    A record with bytes that are not UTF-8 (:func:`staged_text`) is quarantined with the first one named.
     """
     consumed: list[str] = []
 
@@ -193,9 +224,12 @@ def csv_records(text: str) -> Iterator[tuple[int, str, list[str] | Quarantine]]:
             return
         except csv.Error as exc:
             rest = "".join(consumed) + "".join(source)
-            yield line_no, rest.rstrip("\r\n"), Quarantine(f"not a CSV record: {exc}")
+            yield line_no, _printable(rest.rstrip("\r\n")), Quarantine(f"not a CSV record: {exc}")
             return
         raw = "".join(consumed).rstrip("\r\n")
-        if fields or raw:
+        utf8_error = _utf8_error(raw)
+        if utf8_error is not None:
+            yield line_no, _printable(raw), Quarantine(utf8_error)
+        elif fields or raw:
             yield line_no, raw, fields if fields else Quarantine("empty line")
         line_no += len(consumed)

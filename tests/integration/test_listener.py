@@ -298,6 +298,16 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
     hdfs.write(spaced, data=spaced_text.encode(), overwrite=True)
     spaced_pointer = Pointer(spaced, len(spaced_text), 2, "0" * 64)
     second = IngestMessage(**{**vars(pointer), "file_digest": "d-spaced", "pointer": spaced_pointer})
+    # A third: glob metacharacters in its name (read as itself) and one line that is not UTF-8
+    # (quarantined alone: its two good lines load and the batch goes on).
+    odd = f"{hdfs_base}/flow/stage/20230125/19/odd[1]{{a,b}}*.csv"
+    odd_lines = [flow_csv_row(hour + 3800 + i, 4000 + i).encode() for i in range(3)]
+    odd_lines[1] = odd_lines[1].replace(b"TCP", b"TC\xff", 1)
+    odd_data = b"\n".join(odd_lines) + b"\n"
+    hdfs.write(odd, data=odd_data, overwrite=True)
+    third = IngestMessage(
+        **{**vars(pointer), "file_digest": "d-odd", "pointer": Pointer(odd, len(odd_data), 3, "0" * 64)}
+    )
     missing = IngestMessage(**{**vars(missing), "pointer": Pointer(f"{hdfs_base}/nope.csv", 1, 1, "0" * 64)})
     dns_message = IngestMessage(**{**vars(inline(good_inline, "d-dns")), "data_type": "dns"})
     produce(
@@ -309,6 +319,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
             pointer,
             missing,
             second,
+            third,
             dns_message,
             b"\x00garbage that is not avro",
             encode_message(inline(good_inline, "d-truncated"))[:-40],  # truncated Avro
@@ -318,15 +329,15 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
     run = ListenerRun(hdfs, hdfs_base, [topic], tmp_path)
     counts = run.run()
     rows = run.read(run.table)
-    assert len(rows) == counts["rows"] == 5 + 7 + 2
+    assert len(rows) == counts["rows"] == 5 + 7 + 2 + 2
     by_hour: dict[str, int] = {}
     for row in rows:
         folder = row["_file"].rsplit("/", 1)[0]
         by_hour[folder] = by_hour.get(folder, 0) + 1
-    assert by_hour == {"y=2023/m=1/d=25/h=18": 5, "y=2023/m=1/d=25/h=19": 7 + 2}
+    assert by_hour == {"y=2023/m=1/d=25/h=18": 5, "y=2023/m=1/d=25/h=19": 7 + 2 + 2}
     assert counts["duplicates"] == 1
     quarantine = run.read(run.quarantine)
-    assert len(quarantine) == counts["quarantined"] == len(bad_lines) + 1 + 1 + 1 + 1 + 2
+    assert len(quarantine) == counts["quarantined"] == len(bad_lines) + 1 + 1 + 1 + 1 + 2 + 1
     reasons = sorted(q["reason"] for q in quarantine)
     print("\n".join(reasons))
     joined = "\n".join(reasons)
@@ -346,6 +357,9 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
     bad_row = next(q for q in quarantine if "got 3" in q["reason"])
     assert (bad_row["file_digest"], bad_row["line_no"], bad_row["raw"]) == ("d-bad", 1, bad_lines["short"])
     assert next(q for q in quarantine if "not a CSV record" in q["reason"])["line_no"] == 8
+    not_utf8 = next(q for q in quarantine if q["file_digest"] == "d-odd")
+    assert not_utf8["reason"].startswith("not UTF-8: byte 0xff at character "), not_utf8["reason"]
+    assert (not_utf8["line_no"], not_utf8["raw"]) == (2, odd_lines[1].decode("utf-8", "backslashreplace"))
     # Laid out as the <db>.quarantine table reads it (hive_ddl.QUARANTINE).
     from spot_operators.hive_ddl import QUARANTINE
 
@@ -354,7 +368,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
 
     again = run.run()
     assert again["batches"] == 0
-    assert len(run.read(run.table)) == 14 and len(run.read(run.quarantine)) == len(quarantine)
+    assert len(run.read(run.table)) == 16 and len(run.read(run.quarantine)) == len(quarantine)
 
 
 def test_killed_after_moving_files_restarts_exactly_once(

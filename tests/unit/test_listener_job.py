@@ -326,7 +326,7 @@ def test_pointer_texts_are_typed_like_messages() -> None:
     }
     uri = "hdfs://nn:8020/spot/flow/stage/big%20one.csv"
     texts = pa.RecordBatch.from_pylist(
-        [{"uri": uri, "text": text}], schema=pa.schema([("uri", pa.string()), ("text", pa.string())])
+        [{"uri": uri, "text": text.encode()}], schema=pa.schema([("uri", pa.string()), ("text", pa.binary())])
     )
     again = {**ident, "kafka_offset": 9, "file_digest": "d-again"}  # a second message naming the same file
     out = LISTENER.listen_texts(iter([texts]), "flow", _good_columns("flow"), {uri: [ident, again]}, 100)
@@ -348,6 +348,28 @@ def test_pointer_texts_are_typed_like_messages() -> None:
         ("d-p", "0", 1, 0),
         ("d-p", "18", 2, 0),
     ]
+
+
+def test_staged_csv_bytes_that_are_not_utf8_cost_only_their_line() -> None:
+    lines = [line.encode() for line in GOOD] + [_with("flow", FLOW_LINE, "proto", "T\xffP").encode("latin-1")]
+    ident = {
+        n: v for n, v in zip(LISTENER.MESSAGE_NAMES, ["t", 1, 7, "it", "big", "d-p", 0, 1, 3], strict=True)
+    }
+    texts = pa.RecordBatch.from_pylist(
+        [{"uri": "u", "text": b"\n".join(lines) + b"\n"}],
+        schema=pa.schema([("uri", pa.string()), ("text", pa.binary())]),
+    )
+    out = LISTENER.listen_texts(iter([texts]), "flow", _good_columns("flow"), {"u": [ident]}, 100)
+    good, report = _run(list(out), False)
+    assert good.num_rows == 2
+    [(_, bad)] = report["bad"]
+    assert bad[4:] == [3, lines[2].decode("utf-8", "backslashreplace"), bad[6]]
+    assert "\\xff" in bad[5] and bad[6].startswith("not UTF-8: byte 0xff at character "), bad
+
+
+def test_pointer_paths_are_read_as_themselves_not_as_globs() -> None:
+    assert LISTENER.glob_escaped("/stage/a b.csv") == "/stage/a b.csv"
+    assert LISTENER.glob_escaped("/s/x[1]{a,b}*?\\.csv") == "/s/x\\[1\\]\\{a,b\\}\\*\\?\\\\.csv"
 
 
 def test_missing_staged_csv_is_one_quarantine_row() -> None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from spot_operators.listener_rows import Quarantine, csv_records, split_line, typed_fields, typed_row
+from spot_operators.listener_rows import (
+    Quarantine,
+    csv_records,
+    split_line,
+    staged_text,
+    typed_fields,
+    typed_row,
+)
 from spot_operators.segments import csv_line
 from spot_operators.tables import DNS, FLOW, PROXY
 
@@ -215,3 +222,16 @@ def test_staged_csv_records_keep_line_numbers_and_multiline_fields() -> None:
     assert (n, raw) == (7, 'bad,"quote"x\nlast')
     assert isinstance(why, Quarantine) and "not a CSV record" in why.reason
     assert len(records) == 5
+
+
+def test_staged_csv_records_with_bytes_that_are_not_utf8_are_quarantined_alone() -> None:
+    data = b"a,\xc3\xa9\n" + b"b,\xff\xfe,c\n" + b"\xed\xa0\x80,x\n" + b'q,"\xff\n'
+    text = staged_text(data)
+    assert staged_text("a,\u00e9\n".encode()) == "a,\u00e9\n"
+    records = list(csv_records(text))
+    assert records[0] == (1, "a,\u00e9", ["a", "\u00e9"])
+    shown = [(n, raw) for n, raw, _ in records[1:]]
+    assert shown == [(2, "b,\\xff\\xfe,c"), (3, "\\xed\\xa0\\x80,x"), (4, 'q,"\\xff')]
+    reasons = [why.reason for _, _, why in records[1:] if isinstance(why, Quarantine)]
+    assert reasons[:2] == ["not UTF-8: byte 0xff at character 3", "not UTF-8: byte 0xed at character 1"]
+    assert reasons[2].startswith("not a CSV record")
