@@ -1153,7 +1153,7 @@ class Listener:
             return location if folder == "." else f"{location}/{folder}"
 
         def clear(folder: str) -> None:
-            for existing in self.hdfs.glob(f"{target_of(folder)}/{prefix}*"):
+            for existing in self.hdfs.glob(f"{glob_escaped(target_of(folder))}/{prefix}*"):
                 self.hdfs.delete(existing)
             if folder in staged:
                 self.hdfs.mkdirs(target_of(folder))
