@@ -721,6 +721,13 @@ class Hdfs:
     def exists(self, text: str) -> bool:
         return bool(self.fs.exists(self.path(text)))
 
+    def kind(self, text: str) -> str:
+        """``file``, ``folder`` or ``missing``: one NameNode call."""
+        statuses = self.fs.globStatus(self.path(glob_escaped(text)))
+        if not statuses:
+            return "missing"
+        return "file" if statuses[0].isFile() else "folder"
+
     def files(self, folder: str) -> list[str]:
         """Qualified paths of all files under ``folder``, recursively (empty if it does not exist)."""
         if not self.exists(folder):
@@ -974,7 +981,7 @@ class Listener:
         self, pointers: list[dict[str, Any]]
     ) -> tuple[Any, dict[str, list[dict[str, Any]]], list[tuple[dict[str, Any], str]]]:
         """The staged CSVs of the POINTER messages as ``(uri, text)`` rows (None if there are none),
-        the messages of each URI, and the messages whose file is missing (with their error).
+        the messages of each URI, and the messages whose file is missing or a folder (with their error).
 
         All the texts come from one ``spark.read.text`` (one listing and one plan, not one per file),
         each tagged with its file's URI; the typing task finds a text's messages by that URI, so there
@@ -982,16 +989,18 @@ class Listener:
         """
         from pyspark.sql import functions as F
 
-        found = list(self.pool.map(lambda p: self.hdfs.exists(p["pointer_path"]), pointers))
+        # A folder is refused too: Spark would read every file in it, files no message names.
+        kinds = list(self.pool.map(lambda p: self.hdfs.kind(p["pointer_path"]), pointers))
         units_by_uri: dict[str, list[dict[str, Any]]] = {}
         missing: list[tuple[dict[str, Any], str]] = []
-        for pointer, present in zip(pointers, found, strict=True):
+        for pointer, kind in zip(pointers, kinds, strict=True):
             ident = {name: pointer[name] for name in MESSAGE_NAMES}
-            if present:
+            if kind == "file":
                 units_by_uri.setdefault(self.hdfs.uri(pointer["pointer_path"]), []).append(ident)
             else:
-                missing.append((ident, f"staged CSV {pointer['pointer_path']} does not exist"))
-        paths = sorted({p["pointer_path"] for p, present in zip(pointers, found, strict=True) if present})
+                why = "does not exist" if kind == "missing" else "is a folder, not a file"
+                missing.append((ident, f"staged CSV {pointer['pointer_path']} {why}"))
+        paths = sorted({p["pointer_path"] for p, kind in zip(pointers, kinds, strict=True) if kind == "file"})
         if not paths:
             return None, units_by_uri, missing
         # Spark reads each path as a glob pattern: escaped, a name with [, { or * is read as itself.

@@ -309,6 +309,9 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
         **{**vars(pointer), "file_digest": "d-odd", "pointer": Pointer(odd, len(odd_data), 3, "0" * 64)}
     )
     missing = IngestMessage(**{**vars(missing), "pointer": Pointer(f"{hdfs_base}/nope.csv", 1, 1, "0" * 64)})
+    # A pointer to the folder of those files: refused, not read as all of them.
+    folder_pointer = Pointer(staged.rsplit("/", 1)[0], 1, 1, "0" * 64)
+    folder = IngestMessage(**{**vars(missing), "file_digest": "d-folder", "pointer": folder_pointer})
     dns_message = IngestMessage(**{**vars(inline(good_inline, "d-dns")), "data_type": "dns"})
     produce(
         topic,
@@ -318,6 +321,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
             inline(list(bad_lines.values()), "d-bad"),
             pointer,
             missing,
+            folder,
             second,
             third,
             dns_message,
@@ -337,7 +341,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
     assert by_hour == {"y=2023/m=1/d=25/h=18": 5, "y=2023/m=1/d=25/h=19": 7 + 2 + 2}
     assert counts["duplicates"] == 1
     quarantine = run.read(run.quarantine)
-    assert len(quarantine) == counts["quarantined"] == len(bad_lines) + 1 + 1 + 1 + 1 + 2 + 1
+    assert len(quarantine) == counts["quarantined"] == len(bad_lines) + 1 + 1 + 1 + 1 + 2 + 1 + 1
     reasons = sorted(q["reason"] for q in quarantine)
     print("\n".join(reasons))
     joined = "\n".join(reasons)
@@ -349,6 +353,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
         "tdur is not a finite number",
         "not a CSV record",
         "does not exist",
+        "is a folder, not a file",
         "message of data type 'dns' on a 'flow' listener",
         "undecodable message",
         "unknown schema version 2",
