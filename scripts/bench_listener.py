@@ -309,6 +309,8 @@ def run_listener(
         bootstrap_servers(),
         "--table-location",
         f"{base}/flow/hive",
+        "--staging-root",
+        f"{base}/stage",
         "--quarantine-location",
         f"{base}/quarantine/hive",
         "--checkpoint",

@@ -146,6 +146,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--quarantine-location", required=True, help="HDFS folder for quarantined rows")
     parser.add_argument("--checkpoint", required=True, help="HDFS folder of the streaming checkpoint")
+    parser.add_argument(
+        "--staging-root",
+        default="",
+        help="HDFS folder that holds every staged CSV a POINTER message may name, e.g. /user/spot/flow/stage "
+        "(a path outside it is quarantined, not read; default: any path on the table's file system)",
+    )
     parser.add_argument("--mode", choices=("availableNow", "continuous"), default="availableNow")
     parser.add_argument("--batch-seconds", type=int, default=30, help="continuous mode trigger interval")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=0, help="0: no limit")
@@ -798,6 +804,7 @@ class Listener:
         self.pool = ThreadPoolExecutor(max_workers=HDFS_THREADS, thread_name_prefix="spot-hdfs")
         self.writes: list[Future[None]] = []  # staged files of the batch still being written
         self.table_location = self.hdfs.qualified(args.table_location)
+        self.staging_root = self.hdfs.qualified(args.staging_root) if args.staging_root else ""
         self.quarantine_location = self.hdfs.qualified(args.quarantine_location)
         self.tag = hashlib.sha256(self.hdfs.qualified(args.checkpoint).encode()).hexdigest()[:10]
         self.counts: dict[str, Any] = {
@@ -981,7 +988,7 @@ class Listener:
         self, pointers: list[dict[str, Any]]
     ) -> tuple[Any, dict[str, list[dict[str, Any]]], list[tuple[dict[str, Any], str]]]:
         """The staged CSVs of the POINTER messages as ``(uri, text)`` rows (None if there are none),
-        the messages of each URI, and the messages whose file is missing or a folder (with their error).
+        the messages of each URI, and the messages whose file is refused (with the reason).
 
         All the texts come from one ``spark.read.text`` (one listing and one plan, not one per file),
         each tagged with its file's URI; the typing task finds a text's messages by that URI, so there
@@ -989,8 +996,13 @@ class Listener:
         """
         from pyspark.sql import functions as F
 
-        # A folder is refused too: Spark would read every file in it, files no message names.
-        kinds = list(self.pool.map(lambda p: self.hdfs.kind(p["pointer_path"]), pointers))
+        kinds = list(self.pool.map(lambda p: self._staged_kind(p["pointer_path"]), pointers))
+        refused = {
+            "missing": "does not exist",
+            "folder": "is a folder, not a file",  # Spark would read every file in it
+            "foreign": "is not on the table's file system",
+            "outside": f"is outside the staging folder {self.staging_root}",
+        }
         units_by_uri: dict[str, list[dict[str, Any]]] = {}
         missing: list[tuple[dict[str, Any], str]] = []
         for pointer, kind in zip(pointers, kinds, strict=True):
@@ -998,8 +1010,7 @@ class Listener:
             if kind == "file":
                 units_by_uri.setdefault(self.hdfs.uri(pointer["pointer_path"]), []).append(ident)
             else:
-                why = "does not exist" if kind == "missing" else "is a folder, not a file"
-                missing.append((ident, f"staged CSV {pointer['pointer_path']} {why}"))
+                missing.append((ident, f"staged CSV {pointer['pointer_path']} {refused[kind]}"))
         paths = sorted({p["pointer_path"] for p, kind in zip(pointers, kinds, strict=True) if kind == "file"})
         if not paths:
             return None, units_by_uri, missing
@@ -1008,6 +1019,24 @@ class Listener:
             F.col("_metadata.file_path").alias("uri"), F.col("value").cast("binary").alias("text")
         )
         return texts, units_by_uri, missing
+
+    def _staged_kind(self, path: str) -> str:
+        """What a POINTER's path names: ``file`` (read it), or why not: ``foreign`` (another file
+        system, or no path at all), ``outside`` (not under ``--staging-root``), ``missing``, ``folder``.
+
+        A Kafka message must not make the listener read any file its Spark user can read, nor fail
+        the batch (Hadoop refuses a path of another file system with an exception).
+        """
+        from py4j.protocol import Py4JError
+        from pyspark.errors import IllegalArgumentException
+
+        try:  # path logic only, no NameNode call: an error here is the path's, not the cluster's
+            qualified = self.hdfs.qualified(path)
+        except (IllegalArgumentException, Py4JError):  # "Wrong FS" arrives as pyspark's own error
+            return "foreign"
+        if self.staging_root and not qualified.startswith(self.staging_root.rstrip("/") + "/"):
+            return "outside"
+        return self.hdfs.kind(path)
 
     def _bad_frame(self, bad: list[tuple[Any, ...]]) -> Any:
         """The reported quarantine rows (``BAD_COLUMNS``) as a DataFrame."""

@@ -31,6 +31,7 @@ class ListenerPlan:
     message_format: str
     pipelines: tuple[str, ...]
     table_location: str
+    staging_root: str
     quarantine_location: str
     checkpoint: str
     load_log: str
@@ -53,6 +54,8 @@ class ListenerPlan:
             config.kafka.bootstrap_servers,
             "--table-location",
             self.table_location,
+            "--staging-root",
+            self.staging_root,
             "--quarantine-location",
             self.quarantine_location,
             "--checkpoint",
@@ -99,6 +102,7 @@ def listener_plans(config: IngestConfig, data_type: str) -> list[ListenerPlan]:
             message_format=pipeline.message_format,
             pipelines=(name,),
             table_location=str(root / "hive"),
+            staging_root=str(root / "stage"),
             quarantine_location=quarantine,
             checkpoint=str(root / "checkpoints" / name_component(topic)),
             load_log=str(root / "loadlog"),

@@ -58,6 +58,7 @@ class ListenerRun:
     def __init__(self, hdfs: Any, base: str, topics: list[str], tmp: Path, data_type: str = "flow") -> None:
         self.hdfs = hdfs
         self.table = f"{base}/{data_type}/hive"
+        self.stage = f"{base}/{data_type}/stage"
         self.quarantine = f"{base}/quarantine/hive"
         self.checkpoint = f"{base}/{data_type}/checkpoints/listener"
         self.topics = topics
@@ -75,6 +76,8 @@ class ListenerRun:
             bootstrap_servers(),
             "--table-location",
             self.table,
+            "--staging-root",
+            self.stage,
             "--quarantine-location",
             self.quarantine,
             "--checkpoint",
@@ -281,6 +284,8 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
     staged = f"{hdfs_base}/flow/stage/20230125/19/x.csv"
     text = "\n".join(staged_rows) + "\n"
     hdfs.write(staged, data=text.encode(), overwrite=True)
+    text_outside = f"{hdfs_base}/flow/stage-not/x.csv"
+    hdfs.write(text_outside, data=text.encode(), overwrite=True)
     pointer = IngestMessage(
         kind="POINTER",
         pipeline="flow_it",
@@ -308,7 +313,21 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
     third = IngestMessage(
         **{**vars(pointer), "file_digest": "d-odd", "pointer": Pointer(odd, len(odd_data), 3, "0" * 64)}
     )
-    missing = IngestMessage(**{**vars(missing), "pointer": Pointer(f"{hdfs_base}/nope.csv", 1, 1, "0" * 64)})
+    missing = IngestMessage(
+        **{**vars(missing), "pointer": Pointer(f"{hdfs_base}/flow/stage/nope.csv", 1, 1, "0" * 64)}
+    )
+    # Paths a message must not make the listener read: outside the staging folder (the file exists),
+    # and on another file system.
+    outside = IngestMessage(
+        **{**vars(missing), "file_digest": "d-out", "pointer": Pointer(text_outside, 1, 1, "0" * 64)}
+    )
+    foreign = IngestMessage(
+        **{
+            **vars(missing),
+            "file_digest": "d-foreign",
+            "pointer": Pointer("file:///etc/hostname", 1, 1, "0" * 64),
+        }
+    )
     # A pointer to the folder of those files: refused, not read as all of them.
     folder_pointer = Pointer(staged.rsplit("/", 1)[0], 1, 1, "0" * 64)
     folder = IngestMessage(**{**vars(missing), "file_digest": "d-folder", "pointer": folder_pointer})
@@ -321,6 +340,8 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
             inline(list(bad_lines.values()), "d-bad"),
             pointer,
             missing,
+            outside,
+            foreign,
             folder,
             second,
             third,
@@ -341,7 +362,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
     assert by_hour == {"y=2023/m=1/d=25/h=18": 5, "y=2023/m=1/d=25/h=19": 7 + 2 + 2}
     assert counts["duplicates"] == 1
     quarantine = run.read(run.quarantine)
-    assert len(quarantine) == counts["quarantined"] == len(bad_lines) + 1 + 1 + 1 + 1 + 2 + 1 + 1
+    assert len(quarantine) == counts["quarantined"] == len(bad_lines) + 1 + 1 + 1 + 1 + 2 + 1 + 1 + 2
     reasons = sorted(q["reason"] for q in quarantine)
     print("\n".join(reasons))
     joined = "\n".join(reasons)
@@ -354,6 +375,8 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
         "not a CSV record",
         "does not exist",
         "is a folder, not a file",
+        "stage-not/x.csv is outside the staging folder hdfs://",
+        "file:///etc/hostname is not on the table's file system",
         "message of data type 'dns' on a 'flow' listener",
         "undecodable message",
         "unknown schema version 2",

@@ -372,6 +372,45 @@ def test_pointer_paths_are_read_as_themselves_not_as_globs() -> None:
     assert LISTENER.glob_escaped("/s/x[1]{a,b}*?\\.csv") == "/s/x\\[1\\]\\{a,b\\}\\*\\?\\\\.csv"
 
 
+def test_pointer_paths_outside_the_staging_root_or_file_system_are_not_read() -> None:
+    from pyspark.errors import IllegalArgumentException
+
+    class Files:  # the driver's Hdfs: what Hadoop answers for a few paths
+        def qualified(self, path: str) -> str:
+            if path.startswith("file:"):
+                raise IllegalArgumentException("Wrong FS")
+            return "hdfs://nn:8020" + path
+
+        def kind(self, path: str) -> str:
+            return {"/spot/flow/stage/d": "folder", "/spot/flow/stage/gone.csv": "missing"}.get(path, "file")
+
+    listener = object.__new__(LISTENER.Listener)  # no Spark: only its path check
+    listener.hdfs = Files()
+    kinds = {}
+    for root in ("hdfs://nn:8020/spot/flow/stage", ""):
+        listener.staging_root = root
+        kinds[root] = [
+            listener._staged_kind(path)
+            for path in (
+                "/spot/flow/stage/a.csv",
+                "/spot/flow/stage/d",
+                "/spot/flow/stage/gone.csv",
+                "/spot/flow/stage-2/a.csv",
+                "/spot/flow/hive/a.csv",
+                "file:///etc/passwd",
+            )
+        ]
+    assert kinds["hdfs://nn:8020/spot/flow/stage"] == [
+        "file",
+        "folder",
+        "missing",
+        "outside",
+        "outside",
+        "foreign",
+    ]
+    assert kinds[""] == ["file", "folder", "missing", "file", "file", "foreign"]
+
+
 def test_missing_staged_csv_is_one_quarantine_row() -> None:
     ident = {
         n: v for n, v in zip(LISTENER.MESSAGE_NAMES, ["t", 1, 8, "it", "big", "d-gone", 0, 1, 5], strict=True)

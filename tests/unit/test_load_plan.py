@@ -42,6 +42,7 @@ def test_one_listener_per_topic_with_shared_checkpoint_and_locations(tmp_path: P
     ]
     first = plans[0]
     assert first.table_location == "/apps/spot/flow/hive"
+    assert first.staging_root == "/apps/spot/flow/stage"
     assert first.checkpoint == "/apps/spot/flow/checkpoints/spot_flow_internals"
     assert first.load_log == "/apps/spot/flow/loadlog"
     assert first.quarantine_location == "/apps/spot/quarantine/hive"
@@ -57,6 +58,7 @@ def test_listener_arguments_per_mode(tmp_path: Path) -> None:
     assert micro[micro.index("--result") + 1] == "{result_file}"
     assert "--register-table" not in micro and "--pipeline" not in micro
     assert micro[micro.index("--bootstrap") + 1] == "127.0.0.1:9092"
+    assert micro[micro.index("--staging-root") + 1] == "/user/spot/flow/stage"
     continuous = edge.application_args(config, "continuous", register=True)
     assert continuous[continuous.index("--register-table") + 1] == "spot.flow"
     assert continuous[continuous.index("--register-quarantine-table") + 1] == "spot.quarantine"
