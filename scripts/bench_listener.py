@@ -296,9 +296,10 @@ def run_plain(
 
 
 def run_listener(
-    topic: str, base: str, label: str, work: Path, memory: str, max_offsets: int = 0
+    topic: str, base: str, label: str, work: Path, memory: str, staging_root: str, max_offsets: int = 0
 ) -> Submitted:
-    """One listener availableNow run on ``base``'s checkpoint (fresh the first time)."""
+    """One listener availableNow run on ``base``'s checkpoint (fresh the first time); the staged CSVs
+    of its POINTER messages lie under ``staging_root``."""
     result = work / f"listener-{label}-{uuid.uuid4().hex[:6]}.json"
     args = [
         "--data-type",
@@ -310,7 +311,7 @@ def run_listener(
         "--table-location",
         f"{base}/flow/hive",
         "--staging-root",
-        f"{base}/stage",
+        staging_root,
         "--quarantine-location",
         f"{base}/quarantine/hive",
         "--checkpoint",
@@ -445,7 +446,13 @@ def main() -> int:
                         steady_state(p["progress"], rows_per_unit[label])
                     )
                     listened = run_listener(
-                        topic, f"{base}/{label}-{run_no}", f"{label}-{run_no}", work, memory, per_batch[label]
+                        topic,
+                        f"{base}/{label}-{run_no}",
+                        f"{label}-{run_no}",
+                        work,
+                        memory,
+                        f"{base}/stage",
+                        per_batch[label],
                     )
                     r = listened.result
                     shown = {
@@ -461,8 +468,11 @@ def main() -> int:
                         )
                     }
                     print(f"  listener {label:<7}: {shown}, wall {listened.wall:.1f}s", flush=True)
-                    if r["rows"] != total or r["quarantined"]:
-                        print(f"  !! expected {total} rows and no quarantine, got {r}")
+                    if r["rows"] != total or r["quarantined"]:  # figures of a wrong load mean nothing
+                        raise SystemExit(
+                            f"listener {label} run {run_no}: expected {total} rows and no quarantine, "
+                            f"got {shown}"
+                        )
                     # Spark's triggerExecution, as for the plain job (foreachBatch time alone flatters).
                     batch = r["trigger_ms"] / 1000 if r.get("trigger_ms") else r["batch_seconds"]
                     figures.append((f"listener {label}", r["rows"], listened.wall, batch))
@@ -501,7 +511,9 @@ def main() -> int:
                     one = [shifted(r, 10_000 + n, times) for r in rows]
                     started = time.monotonic()
                     publish_inline(producer, latency_topic, [one], work / "failed")
-                    listened = run_listener(latency_topic, f"{base}/latency", f"latency-{n}", work, memory)
+                    listened = run_listener(
+                        latency_topic, f"{base}/latency", f"latency-{n}", work, memory, f"{base}/stage"
+                    )
                     latencies.append(time.monotonic() - started)
                     print(
                         f"  {latencies[-1]:.1f}s (spark-submit {listened.wall:.1f}s, batch "
