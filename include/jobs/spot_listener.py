@@ -677,14 +677,20 @@ def listen_texts(
 ) -> Iterator[Any]:
     """Staged CSV texts (``uri``, ``text``) -> Parquet files and the report, like
     :func:`listen_messages`: each text typed once per POINTER message naming it (``units_by_uri``:
-    the messages' ``MESSAGE_COLUMNS`` by the file's URI). A text comes as bytes: one that is not all
-    UTF-8 loses only its records with the bad bytes (:func:`staged_text`), not the batch."""
+    the messages' ``MESSAGE_COLUMNS`` by the file's URI). Each text is taken as bytes (Spark does
+    not check that a file is UTF-8): one that is not all UTF-8 loses only its records with the bad
+    bytes (:func:`staged_text`), not the batch."""
+    import pyarrow as pa
+
     from spot_operators.listener_rows import staged_text
 
     sink = UnitSink(data_type, good_columns, bad_limit, bad_only)
     for batch in batches:
-        columns = batch.to_pydict()
-        for uri, data in zip(columns["uri"], columns["text"], strict=True):
+        uris = batch.column("uri").to_pylist()
+        # The same buffers seen as binary (no copy; a cast to binary in Spark would copy each text
+        # once more in the JVM's heap, which a big staged CSV needs about ten times its size of).
+        datas = batch.column("text").view(pa.binary()).to_pylist()
+        for uri, data in zip(uris, datas, strict=True):
             text = staged_text(data)
             for ident in units_by_uri[uri]:
                 yield from sink.unit(ident, text, None, None)
@@ -1016,7 +1022,7 @@ class Listener:
             return None, units_by_uri, missing
         # Spark reads each path as a glob pattern: escaped, a name with [, { or * is read as itself.
         texts = self.spark.read.text([glob_escaped(p) for p in paths], wholetext=True).select(
-            F.col("_metadata.file_path").alias("uri"), F.col("value").cast("binary").alias("text")
+            F.col("_metadata.file_path").alias("uri"), F.col("value").alias("text")
         )
         return texts, units_by_uri, missing
 

@@ -326,7 +326,7 @@ def test_pointer_texts_are_typed_like_messages() -> None:
     }
     uri = "hdfs://nn:8020/spot/flow/stage/big%20one.csv"
     texts = pa.RecordBatch.from_pylist(
-        [{"uri": uri, "text": text.encode()}], schema=pa.schema([("uri", pa.string()), ("text", pa.binary())])
+        [{"uri": uri, "text": text}], schema=pa.schema([("uri", pa.string()), ("text", pa.string())])
     )
     again = {**ident, "kafka_offset": 9, "file_digest": "d-again"}  # a second message naming the same file
     out = LISTENER.listen_texts(iter([texts]), "flow", _good_columns("flow"), {uri: [ident, again]}, 100)
@@ -355,10 +355,9 @@ def test_staged_csv_bytes_that_are_not_utf8_cost_only_their_line() -> None:
     ident = {
         n: v for n, v in zip(LISTENER.MESSAGE_NAMES, ["t", 1, 7, "it", "big", "d-p", 0, 1, 3], strict=True)
     }
-    texts = pa.RecordBatch.from_pylist(
-        [{"uri": "u", "text": b"\n".join(lines) + b"\n"}],
-        schema=pa.schema([("uri", pa.string()), ("text", pa.binary())]),
-    )
+    data = pa.array([b"\n".join(lines) + b"\n"], pa.binary())  # as Spark sends it: a string, unchecked
+    text = pa.Array.from_buffers(pa.string(), 1, data.buffers())
+    texts = pa.RecordBatch.from_arrays([pa.array(["u"]), text], names=["uri", "text"])
     out = LISTENER.listen_texts(iter([texts]), "flow", _good_columns("flow"), {"u": [ident]}, 100)
     good, report = _run(list(out), False)
     assert good.num_rows == 2
