@@ -23,8 +23,9 @@ batch holds POINTER messages), with no shuffle and no cached frame:
    again without them before anything is published;
 3. second pass for POINTER messages (:func:`listen_texts`): each staged CSV read from HDFS as one text
    (``spark.read.text(wholetext=True)``: RFC 4180 fields may span lines, and line numbers stay exact),
-   found by its URI in the task's map of messages (no join); a pointer whose file is missing becomes a
-   quarantine row, reported by the driver (:func:`missing_texts_report`);
+   found by its URI in the task's map of messages (no join); a pointer whose file is refused (missing,
+   a folder, outside the staging root) becomes a quarantine row, reported by the driver
+   (:func:`refused_texts_report`);
 4. typing (:func:`unit_items`): every CSV line with :mod:`spot_operators.listener_rows` (column count,
    Hive types and ranges, UTC hour partition from ``unix_tstamp``, or ``p_date``/``p_time`` for proxy);
    a unit whose lines are all clean is typed column-wise by :mod:`spot_operators.listener_columns` to the
@@ -689,21 +690,21 @@ def listen_texts(
         uris = batch.column("uri").to_pylist()
         # The same buffers seen as binary (no copy; a cast to binary in Spark would copy each text
         # once more in the JVM's heap, which a big staged CSV needs about ten times its size of).
-        datas = batch.column("text").view(pa.binary()).to_pylist()
-        for uri, data in zip(uris, datas, strict=True):
+        contents = batch.column("text").view(pa.binary()).to_pylist()
+        for uri, data in zip(uris, contents, strict=True):
             text = staged_text(data)
             for ident in units_by_uri[uri]:
                 yield from sink.unit(ident, text, None, None)
     yield from sink.finish()
 
 
-def missing_texts_report(
-    data_type: str, good_columns: Sequence[tuple[str, str]], missing: Sequence[tuple[dict[str, Any], str]]
+def refused_texts_report(
+    data_type: str, good_columns: Sequence[tuple[str, str]], refused: Sequence[tuple[dict[str, Any], str]]
 ) -> dict[str, Any]:
-    """The report of POINTER messages whose staged CSV is missing (``(message, error)``): each is one
+    """The report of POINTER messages whose staged CSV is refused (``(message, error)``): each is one
     quarantine row, typed as a unit with that error (no Spark job for it)."""
-    sink = UnitSink(data_type, good_columns, len(missing), False)
-    for ident, error in missing:
+    sink = UnitSink(data_type, good_columns, len(refused), False)
+    for ident, error in refused:
         list(sink.unit(ident, None, None, error))  # an error unit has no good rows: nothing is yielded
     return sink.report
 
@@ -881,7 +882,7 @@ class Listener:
         pointers = sorted(
             (m for m in found if m["kind"] == "POINTER" and message_key(m) not in skip), key=message_key
         )
-        texts, units_by_uri, missing = self._pointer_texts(pointers)
+        texts, units_by_uri, refused = self._pointer_texts(pointers)
         data_type = args.data_type  # not self: it holds the JVM
 
         def texts_frame(bad_only: bool = False) -> Any:
@@ -890,12 +891,12 @@ class Listener:
                 lambda it: listen_texts(it, data_type, good_columns, units_by_uri, BAD_LIMIT, bad_only), ddl
             )
 
-        missing_bad = []
-        if missing:
-            report = missing_texts_report(data_type, good_columns, missing)
+        refused_bad = []
+        if refused:
+            report = refused_texts_report(data_type, good_columns, refused)
             entries.extend(e for _, e in report["entries"])
-            missing_bad = [row for _, row in report["bad"]]
-            bad.extend(missing_bad)
+            refused_bad = [row for _, row in report["bad"]]
+            bad.extend(refused_bad)
         phase("pointer-plan")
         if texts is not None:
             more, text_reports = self._collect(
@@ -921,8 +922,8 @@ class Listener:
                 raw = messages_frame(skip, bad_only=True)
                 if texts is not None:
                     raw = raw.unionByName(texts_frame(bad_only=True))
-                if missing_bad:
-                    raw = raw.unionByName(self._bad_frame(missing_bad))
+                if refused_bad:
+                    raw = raw.unionByName(self._bad_frame(refused_bad))
             else:
                 raw = self._bad_frame(bad)
             folders = self._publish_quarantine(raw, batch_id)
@@ -1003,28 +1004,28 @@ class Listener:
         from pyspark.sql import functions as F
 
         kinds = list(self.pool.map(lambda p: self._staged_kind(p["pointer_path"]), pointers))
-        refused = {
+        reasons = {
             "missing": "does not exist",
             "folder": "is a folder, not a file",  # Spark would read every file in it
             "foreign": "is not on the table's file system",
             "outside": f"is outside the staging folder {self.staging_root}",
         }
         units_by_uri: dict[str, list[dict[str, Any]]] = {}
-        missing: list[tuple[dict[str, Any], str]] = []
+        refused: list[tuple[dict[str, Any], str]] = []
         for pointer, kind in zip(pointers, kinds, strict=True):
             ident = {name: pointer[name] for name in MESSAGE_NAMES}
             if kind == "file":
                 units_by_uri.setdefault(self.hdfs.uri(pointer["pointer_path"]), []).append(ident)
             else:
-                missing.append((ident, f"staged CSV {pointer['pointer_path']} {refused[kind]}"))
+                refused.append((ident, f"staged CSV {pointer['pointer_path']} {reasons[kind]}"))
         paths = sorted({p["pointer_path"] for p, kind in zip(pointers, kinds, strict=True) if kind == "file"})
         if not paths:
-            return None, units_by_uri, missing
+            return None, units_by_uri, refused
         # Spark reads each path as a glob pattern: escaped, a name with [, { or * is read as itself.
         texts = self.spark.read.text([glob_escaped(p) for p in paths], wholetext=True).select(
             F.col("_metadata.file_path").alias("uri"), F.col("value").alias("text")
         )
-        return texts, units_by_uri, missing
+        return texts, units_by_uri, refused
 
     def _staged_kind(self, path: str) -> str:
         """What a POINTER's path names: ``file`` (read it), or why not: ``foreign`` (another file

@@ -414,7 +414,7 @@ def test_missing_staged_csv_is_one_quarantine_row() -> None:
     ident = {
         n: v for n, v in zip(LISTENER.MESSAGE_NAMES, ["t", 1, 8, "it", "big", "d-gone", 0, 1, 5], strict=True)
     }
-    report = LISTENER.missing_texts_report("flow", _good_columns("flow"), [(ident, "gone")])
+    report = LISTENER.refused_texts_report("flow", _good_columns("flow"), [(ident, "gone")])
     assert [list(row) for _, row in report["bad"]] == [["it", "big", "d-gone", 0, 0, "", "gone"]]
     assert [(k, e["rows"], e["quarantined"], e["h"]) for k, e in report["entries"]] == [
         (["t", 1, 8], 0, 1, None)
