@@ -376,8 +376,8 @@ def hive_stage_folder(config: IngestConfig, data_type: str, key: str) -> str:
     return str(hdfs_type_root(config, data_type) / "stage" / "_backfill" / key)
 
 
-def kafka_stage_path(config: IngestConfig, data_type: str, name: str, digest: str) -> str:
-    """Where a Kafka backfill stages rows too big to travel inline (deterministic: a rerun reuses it)."""
-    return str(
-        hdfs_type_root(config, data_type) / "stage" / "_backfill" / "kafka" / f"{name}.{digest[:16]}.csv"
-    )
+def kafka_stage_base(config: IngestConfig, data_type: str, name: str, digest: str) -> str:
+    """Where a Kafka backfill stages rows too big to travel inline, without ``.csv`` (the pieces'
+    names end there, see :func:`spot_operators.staged_csv.staged_piece_path`); deterministic, so a
+    rerun reuses it."""
+    return str(hdfs_type_root(config, data_type) / "stage" / "_backfill" / "kafka" / f"{name}.{digest[:16]}")

@@ -24,18 +24,19 @@ from spot_operators.backfill import (
     TimeWindow,
     backfill_version,
     hive_stage_folder,
-    kafka_stage_path,
+    kafka_stage_base,
     run_key,
     select_rows,
 )
 from spot_operators.config import IngestConfig, PipelineConfig
-from spot_operators.envelope import IngestMessage, Pointer
+from spot_operators.envelope import IngestMessage
 from spot_operators.hdfs_store import HdfsClient, store_verified
 from spot_operators.ledger import FileLedger, FileVersion, State
 from spot_operators.publish import Producer, failed_segment_paths, publish_messages
 from spot_operators.replay import KeptFile, read_kept_file, remove_folder, send_kept_file
 from spot_operators.rows import Row
 from spot_operators.segments import RowTooLargeError, inline_messages, should_inline
+from spot_operators.staged_csv import stage_pointer_messages, write_csv_pieces
 
 log = logging.getLogger(__name__)
 
@@ -299,18 +300,10 @@ def _publish_rows(
             messages = []
     if not messages:
         with tempfile.TemporaryDirectory(prefix="spot-backfill-") as tmp:
-            local = Path(tmp) / "rows.csv"
-            local.write_text(selection.text, encoding="utf-8")
-            staged = store_verified(
-                hdfs_factory(), local, kafka_stage_path(config, pipeline.type, item.name, digest)
-            )
-        pointer = Pointer(staged.hdfs_path, staged.bytes, selection.rows, digest)
-        first = selection.partitions[0].start_epoch() if selection.partitions else None
-        messages = [
-            IngestMessage(
-                **{**vars(template), "kind": "POINTER", "pointer": pointer, "first_row_epoch": first}
-            )
-        ]
+            records = zip((line + "\n" for line in selection.lines), selection.partitions, strict=True)
+            pieces = write_csv_pieces(Path(tmp), records, config.kafka.staged_csv_max_bytes)
+            staged_base = kafka_stage_base(config, pipeline.type, item.name, digest)
+            messages = stage_pointer_messages(hdfs_factory(), pieces, template, staged_base)
     failed = pipeline.local_staging / "backfill" / "failed"
     report = publish_messages(
         producer, pipeline.topic or f"spot-{pipeline.name}", messages, failed_dir=failed

@@ -20,15 +20,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from spot_operators.config import IngestConfig, PipelineConfig
+from spot_operators.config import IngestConfig, KafkaConfig, PipelineConfig
 from spot_operators.detection import path_text
-from spot_operators.envelope import IngestMessage, Pointer
+from spot_operators.envelope import IngestMessage
 from spot_operators.hdfs_store import HdfsClient, store_verified
 from spot_operators.layout import hdfs_type_root
-from spot_operators.ledger import FileLedger, FileRecord, FileVersion, State, file_digest
+from spot_operators.ledger import FileLedger, FileRecord, FileVersion, State
 from spot_operators.publish import Producer, failed_segment_paths, publish_messages
 from spot_operators.rows import HourPartition, QuarantinedLine, Row
 from spot_operators.segments import RowTooLargeError, csv_line, inline_messages, should_inline
+from spot_operators.staged_csv import CsvPiece, CsvPieceWriter, stage_pointer_messages
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class CollectResult:
     messages: int = 0
     topic: str = ""
     originals: list[str] = field(default_factory=list)
-    staged_csv: str = ""
+    staged_csv: list[str] = field(default_factory=list)
     quarantine_file: str = ""
     partitions: list[str] = field(default_factory=list)
 
@@ -90,7 +91,7 @@ class StoredOriginal:
 
 @dataclass
 class _Dissected:
-    csv_path: Path
+    pieces: list[CsvPiece]  # the CSV, cut between records into files of bounded size
     csv_bytes: int
     rows: int
     quarantined: int
@@ -104,11 +105,11 @@ def _dissect(
     pipeline: PipelineConfig,
     path: Path,
     work: Path,
-    inline_limit: int,
+    limits: KafkaConfig,
     quarantine_path: Path,
     timeout: float,
 ) -> _Dissected:
-    """Run the pipeline's dissector into ``work/rows.csv`` (+ quarantine JSON lines)."""
+    """Run the pipeline's dissector into ``work/csv/rows-NNNNN.csv`` (+ quarantine JSON lines)."""
     originals = [path]
     items: Iterator[Row | QuarantinedLine]
     if pipeline.type == "flow":
@@ -126,26 +127,21 @@ def _dissect(
 
         items = dissect_proxy_file(path)
 
-    csv_path = work / "rows.csv"
-    result = _Dissected(csv_path, 0, 0, 0, None, [], set(), originals)
-    with (
-        csv_path.open("w", encoding="utf-8", newline="") as out,
-        quarantine_path.open("w", encoding="utf-8") as bad,
-    ):
+    pieces = CsvPieceWriter(work / "csv", limits.staged_csv_max_bytes)
+    result = _Dissected(pieces.pieces, 0, 0, 0, None, [], set(), originals)
+    with pieces, quarantine_path.open("w", encoding="utf-8") as bad:
         for item in items:
             if isinstance(item, QuarantinedLine):
                 result.quarantined += 1
                 bad.write(json.dumps(asdict(item), ensure_ascii=False) + "\n")
                 continue
-            line = csv_line(item.fields) + "\n"
-            out.write(line)
-            result.csv_bytes += len(line.encode("utf-8"))
+            result.csv_bytes += pieces.write(csv_line(item.fields) + "\n", item.partition)
             result.rows += 1
             result.partitions.add(item.partition)
             if result.first_partition is None:
                 result.first_partition = item.partition
             if result.inline_rows is not None:
-                if result.csv_bytes < inline_limit:
+                if result.csv_bytes < limits.inline_limit_bytes:
                     result.inline_rows.append(item)
                 else:
                     result.inline_rows = None
@@ -307,7 +303,7 @@ def _collect_claimed(
     quarantine_dir.mkdir(parents=True, exist_ok=True)
     quarantine_work = work / "quarantine.jsonl"
 
-    dissected = _dissect(pipeline, path, work, config.kafka.inline_limit_bytes, quarantine_work, tool_timeout)
+    dissected = _dissect(pipeline, path, work, config.kafka, quarantine_work, tool_timeout)
     result = CollectResult(
         path_text(str(path)),
         "collected",
@@ -368,23 +364,18 @@ def _collect_claimed(
         except RowTooLargeError:
             log.info("%s has a row larger than one message; sending it as an HDFS pointer", path)
     if dissected.rows and not messages:
-        staged_path = str(type_root / "stage" / day / hour / f"{path_text(path.name)}.{digest[:12]}.csv")
-        staged = store_verified(hdfs, dissected.csv_path, staged_path)
-        pointer = Pointer(staged.hdfs_path, staged.bytes, dissected.rows, file_digest(dissected.csv_path))
-        messages = [
-            IngestMessage(
-                **{
-                    **vars(template),
-                    "kind": "POINTER",
-                    "pointer": pointer,
-                    "first_row_epoch": dissected.first_partition.start_epoch()
-                    if dissected.first_partition
-                    else None,
-                }
+        staged_base = str(type_root / "stage" / day / hour / f"{path_text(path.name)}.{digest[:12]}")
+        messages = stage_pointer_messages(hdfs, dissected.pieces, template, staged_base)
+        if len(messages) > 1:
+            log.info(
+                "%s: %d CSV bytes staged as %d files of at most %d bytes",
+                path,
+                dissected.csv_bytes,
+                len(messages),
+                config.kafka.staged_csv_max_bytes,
             )
-        ]
         result.route = "pointer"
-        result.staged_csv = staged.hdfs_path
+        result.staged_csv = [m.pointer.hdfs_path for m in messages if m.pointer is not None]
     if messages:
         failed_dir = staging / "failed"
         report = publish_messages(producer_factory(), result.topic, messages, failed_dir=failed_dir)

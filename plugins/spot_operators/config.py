@@ -246,6 +246,14 @@ class KafkaConfig(_Model):
         description="CSV smaller than this travels inside the Kafka messages; larger CSV is "
         "staged in HDFS and announced by a pointer message. New key.",
     )
+    staged_csv_max_bytes: PositiveInt = Field(
+        default=16777216,
+        description="Largest staged CSV file one pointer message names: a bigger CSV is staged as "
+        "several files, cut between records, one pointer message each. The listener reads each staged "
+        "file whole, at about 13 times its size of heap per running task, so keep it well below "
+        "driver_memory (local) or spark_executor_memory divided by 13 and by the cores per executor. "
+        "New key.",
+    )
     topic_partitions: PositiveInt = Field(
         default=1, description="Partitions of each pipeline topic when it is created. New key."
     )

@@ -20,10 +20,15 @@ KAFKA_RECORD_OVERHEAD = 1024
 
 
 def csv_line(fields: Iterable[str]) -> str:
-    """One RFC 4180 CSV line without terminator (quotes fields holding commas, quotes, newlines)."""
+    """One RFC 4180 CSV record without terminator (quotes fields holding commas, quotes, newlines).
+
+    The writer quotes a field for the characters of its own line terminator, so it is written with
+    ``\r\n`` and that is cut off: with an empty terminator a field holding ``\n`` went out unquoted,
+    and its record read back as two.
+    """
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="").writerow(fields)
-    return buffer.getvalue()
+    csv.writer(buffer, lineterminator="\r\n").writerow(fields)
+    return buffer.getvalue()[:-2]
 
 
 def _varint_len(value: int) -> int:

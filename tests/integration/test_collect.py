@@ -83,7 +83,9 @@ def assert_in_output(needle: str, output: str) -> None:
 class CollectEnv:
     """A private config, its folders and topics, and helpers to run DAGs and read what they wrote."""
 
-    def __init__(self, tmp: Path, unique: str, inline_limit: int = 1048576) -> None:
+    def __init__(
+        self, tmp: Path, unique: str, inline_limit: int = 1048576, staged_csv_max_bytes: int = 16777216
+    ) -> None:
         self.tmp = tmp
         self.unique = unique
         self.app_path = f"/tmp/{unique}/spot"
@@ -93,6 +95,7 @@ class CollectEnv:
         self.dbname = unique.replace("-", "_")
         shipped["dbname"] = self.dbname
         shipped["kafka"]["inline_limit_bytes"] = inline_limit
+        shipped["kafka"]["staged_csv_max_bytes"] = staged_csv_max_bytes
         for name, pipeline in shipped["pipelines"].items():
             pipeline["collector_path"] = str(tmp / "collector" / name)
             pipeline["local_staging"] = str(tmp / "staging" / name)

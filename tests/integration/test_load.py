@@ -2,7 +2,8 @@
 
 Each test has its own config (database, HDFS app path, topics, collector folders, Airflow metadata DB),
 and an inline limit of 100 kB so that both routes are exercised: the flow sample's CSV and the generated
-proxy log travel as HDFS pointers, the DNS captures and the proxy sample inline. Counts are compared with
+proxy log travel as HDFS pointers, the DNS captures and the proxy sample inline. Staged CSV files are
+limited to 150 kB, so those two are staged as several pieces (segments). Counts are compared with
 the tools' own counts (nfdump, tshark, the log's data lines); sampled rows with values read off the raw
 captures; partitions with ``SHOW PARTITIONS``, through HiveServer2 and through beeline.
 """
@@ -23,11 +24,17 @@ from airflow.providers.apache.hive.hooks.hive import HiveCliHook, HiveServer2Hoo
 from .test_collect import DNS_SAMPLES, FLOW_SAMPLE, PROXY_SAMPLE, CollectEnv, _tshark_responses
 
 INLINE_LIMIT = 100_000
+STAGED_CSV_MAX_BYTES = 150_000
 
 
 @pytest.fixture
 def load_env(tmp_path: Path, unique_name: str) -> Any:
-    env = CollectEnv(tmp_path, unique_name.replace("_", "-"), inline_limit=INLINE_LIMIT)
+    env = CollectEnv(
+        tmp_path,
+        unique_name.replace("_", "-"),
+        inline_limit=INLINE_LIMIT,
+        staged_csv_max_bytes=STAGED_CSV_MAX_BYTES,
+    )
     env.dags_test("spot_setup")
     yield env
     env.cleanup()
@@ -68,6 +75,16 @@ def _load(env: CollectEnv, data_type: str) -> str:
     return output
 
 
+def _assert_staged_in_pieces(messages: list[Any], limit: int) -> None:
+    """One file's POINTER messages name pieces of at most ``limit`` bytes, numbered 0..n-1 of n."""
+    count = messages[0].segment_count
+    assert count > 1
+    assert sorted(m.segment_index for m in messages) == list(range(count))
+    assert {m.segment_count for m in messages} == {count}
+    assert all(m.pointer.bytes <= limit for m in messages)
+    assert len({m.pointer.hdfs_path for m in messages}) == count
+
+
 def _assert_reloading_adds_nothing(env: CollectEnv, data_type: str, expected: int) -> None:
     _load(env, data_type)
     assert _count(env, data_type) == expected
@@ -77,7 +94,9 @@ def test_flow_sample_lands_in_hive_once(load_env: CollectEnv) -> None:
     env = load_env
     shutil.copy2(FLOW_SAMPLE, env.collector("flow_internals") / FLOW_SAMPLE.name)
     env.collect("flow_internals")
-    assert {m.kind for m in env.read_topic("flow_internals")} == {"POINTER"}
+    messages = env.read_topic("flow_internals")
+    assert {m.kind for m in messages} == {"POINTER"}
+    _assert_staged_in_pieces(messages, STAGED_CSV_MAX_BYTES)
 
     _load(env, "flow")
 
@@ -158,8 +177,10 @@ def test_proxy_logs_inline_and_pointer_land_in_hive_once(load_env: CollectEnv) -
         1 for line in PROXY_SAMPLE.read_text().splitlines() if line and not line.startswith("#")
     )
     env.collect("proxy_bluecoat")
-    kinds = {(m.file_name, m.kind) for m in env.read_topic("proxy_bluecoat")}
+    messages = env.read_topic("proxy_bluecoat")
+    kinds = {(m.file_name, m.kind) for m in messages}
     assert kinds == {(PROXY_SAMPLE.name, "INLINE"), ("generated-big.log", "POINTER")}
+    _assert_staged_in_pieces([m for m in messages if m.kind == "POINTER"], STAGED_CSV_MAX_BYTES)
 
     _load(env, "proxy")
 

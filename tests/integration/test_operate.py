@@ -62,16 +62,30 @@ def test_backfill_to_kafka_counts_then_sends_once(collect_env: CollectEnv) -> No
     assert_in_output("would send 0 row(s)", windowed)
 
 
-def test_load_after_a_kafka_backfill_and_its_repeat_lands_each_row_once(collect_env: CollectEnv) -> None:
-    """spot_load after a backfill to Kafka and its repeat: the rows reach Hive once, reconciled."""
-    env = collect_env
-    source = _staged_proxy_csv(env)
-    _backfill(env, source, target="kafka")
-    again = _backfill(env, source, target="kafka")
-    assert_in_output("1 skipped as already done", again)
-    output = env.dags_test("spot_load_proxy", timeout=900)
-    assert_in_output("reconcile", output)
-    assert _hive_count(env, "proxy") == 11
+def test_load_after_a_kafka_backfill_and_its_repeat_lands_each_row_once(
+    tmp_path: Path, unique_name: str
+) -> None:
+    """spot_load after a backfill to Kafka and its repeat: the rows reach Hive once, reconciled.
+
+    Limits of 1 kB make the backfill stage the 11 rows in HDFS as pieces, one POINTER message each.
+    """
+    env = CollectEnv(tmp_path, unique_name.replace("_", "-"), inline_limit=1000, staged_csv_max_bytes=1000)
+    try:
+        env.dags_test("spot_setup")
+        source = _staged_proxy_csv(env)
+        _backfill(env, source, target="kafka")
+        messages = env.read_topic("proxy_bluecoat")
+        assert {m.kind for m in messages} == {"POINTER"}
+        assert len(messages) == messages[0].segment_count > 1
+        assert all(m.pointer is not None and m.pointer.bytes <= 1000 for m in messages)
+        assert len(env.rows_of(messages)) == 11
+        again = _backfill(env, source, target="kafka")
+        assert_in_output("1 skipped as already done", again)
+        output = env.dags_test("spot_load_proxy", timeout=900)
+        assert_in_output("reconcile", output)
+        assert _hive_count(env, "proxy") == 11
+    finally:
+        env.cleanup()
 
 
 def _hive_count(env: CollectEnv, table: str) -> int:

@@ -84,6 +84,13 @@ def test_csv_line_quotes_commas_and_quotes() -> None:
     assert next(csv.reader(io.StringIO(line))) == list(fields)
 
 
+def test_csv_line_quotes_newlines_so_the_record_reads_back_whole() -> None:
+    fields = ("two\nlines", "carriage\rreturn", "crlf\r\nend", "plain")
+    line = csv_line(fields)
+    assert line == '"two\nlines","carriage\rreturn","crlf\r\nend",plain'
+    assert list(csv.reader(io.StringIO(line + "\n", newline=""))) == [list(fields)]
+
+
 def test_segments_cut_at_hour_boundaries() -> None:
     rows = [_row(H1, "a", 0), _row(H1, "b", 1), _row(H2, "c", 2), _row(H2, "d", 3)]
     messages = inline_messages(rows, template=TEMPLATE, max_request_size=1 << 20)
