@@ -159,30 +159,40 @@ def publish_inline(producer: Any, topic: str, files: list[list[Row]], failed: Pa
 
 
 def stage_pointers(
-    hdfs: Any, producer: Any, topic: str, files: list[list[Row]], folder: str, failed: Path
+    hdfs: Any, producer: Any, topic: str, files: list[list[Row]], folder: str, failed: Path, max_bytes: int
 ) -> tuple[int, int]:
-    """Write each file's CSV to HDFS and publish one POINTER message for it; returns (files, bytes)."""
+    """Stage each file's CSV in HDFS as collect does, in pieces of at most ``max_bytes``
+    (``staged_csv.write_csv_pieces``), one POINTER message each; returns (messages, bytes)."""
     import hashlib
 
     from spot_operators.publish import publish_messages
+    from spot_operators.staged_csv import staged_piece_path, write_csv_pieces
 
-    staged_bytes = 0
+    staged_bytes = messages = 0
     for n, rows in enumerate(files):
-        data = ("\n".join(csv_line(r.fields) for r in rows) + "\n").encode()
-        path = f"{folder}/stage/bench-{n:04d}.csv"
-        hdfs.write(path, data=data, overwrite=True)
-        staged_bytes += len(data)
-        digest = hashlib.sha256(data).hexdigest()
-        message = IngestMessage(
-            **{
-                **vars(template(f"bench-{n:04d}", digest)),
-                "kind": "POINTER",
-                "pointer": Pointer(path, len(data), len(rows), digest),
-                "first_row_epoch": rows[0].partition.start_epoch(),
-            }
-        )
-        publish_messages(producer, topic, [message], failed_dir=failed)
-    return len(files), staged_bytes
+        with tempfile.TemporaryDirectory(prefix="bench-pieces-") as tmp:
+            records = ((csv_line(r.fields) + "\n", r.partition) for r in rows)
+            pieces = write_csv_pieces(Path(tmp), records, max_bytes)
+            segments = []
+            for index, piece in enumerate(pieces):
+                data = piece.path.read_bytes()
+                path = staged_piece_path(f"{folder}/stage/bench-{n:04d}", index, len(pieces))
+                hdfs.write(path, data=data, overwrite=True)
+                staged_bytes += len(data)
+                digest = hashlib.sha256(data).hexdigest()
+                assert piece.first_partition is not None
+                fields = {
+                    **vars(template(f"bench-{n:04d}", f"{n:064d}")),
+                    "kind": "POINTER",
+                    "segment_index": index,
+                    "segment_count": len(pieces),
+                    "pointer": Pointer(path, len(data), piece.rows, digest),
+                    "first_row_epoch": piece.first_partition.start_epoch(),
+                }
+                segments.append(IngestMessage(**fields))
+        publish_messages(producer, topic, segments, failed_dir=failed)
+        messages += len(segments)
+    return messages, staged_bytes
 
 
 # --------------------------------------------------------------------------------------------------
@@ -355,7 +365,13 @@ def steady_state(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="flow rows to publish (each path)")
-    parser.add_argument("--pointer-file-rows", type=int, default=100_000, help="rows per staged CSV")
+    parser.add_argument("--pointer-file-rows", type=int, default=100_000, help="rows per POINTER file")
+    parser.add_argument(
+        "--staged-csv-max-bytes",
+        type=int,
+        default=None,
+        help="size of the staged pieces (default: kafka.staged_csv_max_bytes of the config)",
+    )
     parser.add_argument("--partitions", type=int, default=2, help="partitions of the bench topics")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each throughput measurement")
     parser.add_argument(
@@ -373,6 +389,9 @@ def main() -> int:
 
     from spot_operators.config import load_ingest_config
     from spot_operators.hooks.kafka import IdempotentProducerHook
+
+    if args.staged_csv_max_bytes is None:
+        args.staged_csv_max_bytes = load_ingest_config().kafka.staged_csv_max_bytes
 
     tag = f"{datetime.now(tz=UTC):%Y%m%d%H%M%S}-{os.getpid()}"
     inline_topic, pointer_topic, latency_topic = (
@@ -410,10 +429,13 @@ def main() -> int:
             big = [flat[i : i + args.pointer_file_rows] for i in range(0, len(flat), args.pointer_file_rows)]
             del flat
             started = time.monotonic()
-            staged, staged_bytes = stage_pointers(hdfs, producer, pointer_topic, big, base, work / "failed")
+            staged, staged_bytes = stage_pointers(
+                hdfs, producer, pointer_topic, big, base, work / "failed", args.staged_csv_max_bytes
+            )
             print(
-                f"  pointer: {staged} CSV files, {staged_bytes / 1e6:.1f} MB staged under {base}/stage, "
-                f"{staged} messages to {pointer_topic} in {time.monotonic() - started:.1f}s\n",
+                f"  pointer: {len(big)} CSV files of {args.pointer_file_rows:,} rows staged as {staged} "
+                f"files of <= {args.staged_csv_max_bytes:,} bytes ({staged_bytes / 1e6:.1f} MB) under "
+                f"{base}/stage, {staged} messages to {pointer_topic} in {time.monotonic() - started:.1f}s\n",
                 flush=True,
             )
 

@@ -57,7 +57,8 @@ Runs when the watcher of asset `{folder.name}` (the triggerer polls `{pipeline.c
 or when triggered by hand. Each ready file (stable for `stable_seconds`) is dissected, its original
 is stored and verified in HDFS under `{config.hdfs_app_path}/{pipeline.type}/binary/YYYYMMDD/HH/`, its rows
 are published to Kafka topic `{topic}` (inline Avro under {config.kafka.inline_limit_bytes} CSV bytes, else
-an HDFS pointer), and the file is recorded as done in the ledger `{pipeline.local_staging}/ledger.sqlite3`.
+HDFS pointers to staged pieces of at most {config.kafka.staged_csv_max_bytes} bytes), and the file is recorded
+as done in the ledger `{pipeline.local_staging}/ledger.sqlite3`.
 At most {config.collector_processes} files at once. A run that sees no ready file within `max_wait_seconds`
 ends as skipped (a run started by the watcher waits at most `stable_seconds` + 3 polls: its files were
 ready when it fired). Quarantined lines: `{pipeline.local_staging}/quarantine/`; undelivered segments:
