@@ -6,7 +6,8 @@ In one run, against the local stack (Kafka, HDFS, Spark in local[2]):
    with shifted times (one 5-minute file per copy) and varied source addresses;
 2. publishes them as the collect step does: INLINE Avro segments (``segments.inline_messages`` and
    ``publish.publish_messages``, one file digest per copy) to a fresh topic; stages bigger CSV files
-   in HDFS and publishes POINTER messages to a second topic;
+   in HDFS as collect does (pieces of at most ``kafka.staged_csv_max_bytes``) and publishes their
+   POINTER messages to a second topic;
 3. runs, ``--repeat`` times, each path beside its practical limit
    (``include/jobs/bench_plain_kafka_to_parquet.py``, the same topic read as the listener reads it and
    written as Parquet with no parsing: for INLINE the raw values, for POINTER the staged CSVs the
