@@ -134,6 +134,8 @@ then paid per group; a group that is not clean as a whole is typed message by me
 HDFS_THREADS = 32
 """HDFS calls the driver makes at once (staged files, clearing and moving folders): each is a
 NameNode round trip, and a file's close waits for its block, so they overlap well."""
+STAGED_HEAP_FACTOR = 13
+"""Heap a task takes to read a staged CSV whole, per byte of the file (measured: 1g reads 75 MB, not 100)."""
 PAUSE_POINTS = ("after-staging", "after-move")
 
 
@@ -713,6 +715,37 @@ def refused_texts_report(
 # Driver side.
 
 
+def task_heap_bytes(spark: Any) -> int:
+    """Heap one task may use: the driver's heap over its cores in local mode (tasks run in the driver),
+    else the executor memory over the executor's cores."""
+    sc = spark.sparkContext
+    if sc.master.startswith("local"):
+        heap = int(sc._jvm.java.lang.Runtime.getRuntime().maxMemory())
+        cores = sc.defaultParallelism
+    else:
+        heap = int(sc._jsc.sc().executorMemory()) * 1024 * 1024
+        cores = int(sc.getConf().get("spark.executor.cores", "1"))
+    return heap // max(cores, 1)
+
+
+def heavy_staged_files(sizes: dict[str, int], task_heap: int) -> list[str]:
+    """Warnings for staged CSVs too big to read whole in one task's heap (``STAGED_HEAP_FACTOR``).
+
+    Collect stages pieces of ``kafka.staged_csv_max_bytes``; a bigger file comes from a raised limit or
+    an older publisher, and its batch may fail with ``OutOfMemoryError`` until memory is raised. The
+    warning names the file, so the driver log says which one and what to do before the failure.
+    """
+    return [
+        f"staged CSV {path} is {size / 2**20:.0f} MiB: reading it whole takes about "
+        f"{size * STAGED_HEAP_FACTOR / 2**20:.0f} MiB of heap, "
+        f"and a task has about {task_heap / 2**20:.0f} MiB; "
+        "if this batch fails with OutOfMemoryError, raise spark-streaming.driver_memory (local master) or "
+        "spark_executor_memory (README: Troubleshooting)"
+        for path, size in sorted(sizes.items())
+        if size * STAGED_HEAP_FACTOR > task_heap
+    ]
+
+
 class Hdfs:
     """The few Hadoop FileSystem calls the idempotent publish needs, through the JVM gateway."""
 
@@ -734,12 +767,12 @@ class Hdfs:
     def exists(self, text: str) -> bool:
         return bool(self.fs.exists(self.path(text)))
 
-    def kind(self, text: str) -> str:
-        """``file``, ``folder`` or ``missing``: one NameNode call."""
+    def kind(self, text: str) -> tuple[str, int]:
+        """``file``, ``folder`` or ``missing``, and the file's length: one NameNode call."""
         statuses = self.fs.globStatus(self.path(glob_escaped(text)))
         if not statuses:
-            return "missing"
-        return "file" if statuses[0].isFile() else "folder"
+            return "missing", 0
+        return ("file", int(statuses[0].getLen())) if statuses[0].isFile() else ("folder", 0)
 
     def files(self, folder: str) -> list[str]:
         """Qualified paths of all files under ``folder``, recursively (empty if it does not exist)."""
@@ -812,6 +845,7 @@ class Listener:
         self.writes: list[Future[None]] = []  # staged files of the batch still being written
         self.table_location = self.hdfs.qualified(args.table_location)
         self.staging_root = self.hdfs.qualified(args.staging_root) if args.staging_root else ""
+        self.task_heap = task_heap_bytes(spark)
         self.quarantine_location = self.hdfs.qualified(args.quarantine_location)
         self.tag = hashlib.sha256(self.hdfs.qualified(args.checkpoint).encode()).hexdigest()[:10]
         self.counts: dict[str, Any] = {
@@ -1003,7 +1037,15 @@ class Listener:
         """
         from pyspark.sql import functions as F
 
-        kinds = list(self.pool.map(lambda p: self._staged_kind(p["pointer_path"]), pointers))
+        statuses = list(self.pool.map(lambda p: self._staged_kind(p["pointer_path"]), pointers))
+        kinds = [kind for kind, _ in statuses]
+        sizes = {
+            p["pointer_path"]: size
+            for p, (kind, size) in zip(pointers, statuses, strict=True)
+            if kind == "file"
+        }
+        for warning in heavy_staged_files(sizes, self.task_heap):
+            log.warning("%s", warning)
         reasons = {
             "missing": "does not exist",
             "folder": "is a folder, not a file",  # Spark would read every file in it
@@ -1027,9 +1069,10 @@ class Listener:
         )
         return texts, units_by_uri, refused
 
-    def _staged_kind(self, path: str) -> str:
+    def _staged_kind(self, path: str) -> tuple[str, int]:
         """What a POINTER's path names: ``file`` (read it), or why not: ``foreign`` (another file
-        system, or no path at all), ``outside`` (not under ``--staging-root``), ``missing``, ``folder``.
+        system, or no path at all), ``outside`` (not under ``--staging-root``), ``missing``, ``folder``;
+        and a file's length.
 
         A Kafka message must not make the listener read any file its Spark user can read, nor fail
         the batch (Hadoop refuses a path of another file system with an exception).
@@ -1040,9 +1083,9 @@ class Listener:
         try:  # path logic only, no NameNode call: an error here is the path's, not the cluster's
             qualified = self.hdfs.qualified(path)
         except (IllegalArgumentException, Py4JError):  # "Wrong FS" arrives as pyspark's own error
-            return "foreign"
+            return "foreign", 0
         if self.staging_root and not qualified.startswith(self.staging_root.rstrip("/") + "/"):
-            return "outside"
+            return "outside", 0
         return self.hdfs.kind(path)
 
     def _bad_frame(self, bad: list[tuple[Any, ...]]) -> Any:

@@ -380,8 +380,9 @@ def test_pointer_paths_outside_the_staging_root_or_file_system_are_not_read() ->
                 raise IllegalArgumentException("Wrong FS")
             return "hdfs://nn:8020" + path
 
-        def kind(self, path: str) -> str:
-            return {"/spot/flow/stage/d": "folder", "/spot/flow/stage/gone.csv": "missing"}.get(path, "file")
+        def kind(self, path: str) -> tuple[str, int]:
+            found = {"/spot/flow/stage/d": "folder", "/spot/flow/stage/gone.csv": "missing"}.get(path, "file")
+            return found, 7 if found == "file" else 0
 
     listener = object.__new__(LISTENER.Listener)  # no Spark: only its path check
     listener.hdfs = Files()
@@ -389,7 +390,7 @@ def test_pointer_paths_outside_the_staging_root_or_file_system_are_not_read() ->
     for root in ("hdfs://nn:8020/spot/flow/stage", ""):
         listener.staging_root = root
         kinds[root] = [
-            listener._staged_kind(path)
+            listener._staged_kind(path)[0]
             for path in (
                 "/spot/flow/stage/a.csv",
                 "/spot/flow/stage/d",
@@ -408,6 +409,22 @@ def test_pointer_paths_outside_the_staging_root_or_file_system_are_not_read() ->
         "foreign",
     ]
     assert kinds[""] == ["file", "folder", "missing", "file", "file", "foreign"]
+
+
+def test_staged_files_too_big_for_a_task_heap_are_named_in_a_warning() -> None:
+    mib = 2**20
+    sizes = {
+        "/stage/b.part-00001-of-00002.csv": 16 * mib,
+        "/stage/a.csv": 160 * mib,
+        "/stage/c.csv": 80 * mib,
+    }
+    warnings = LISTENER.heavy_staged_files(sizes, 1024 * mib)
+    assert len(warnings) == 2
+    assert warnings[0].startswith("staged CSV /stage/a.csv is 160 MiB: reading it whole takes about 2080 MiB")
+    assert "a task has about 1024 MiB" in warnings[0]
+    assert "raise spark-streaming.driver_memory" in warnings[0]
+    assert warnings[1].startswith("staged CSV /stage/c.csv is 80 MiB")
+    assert LISTENER.heavy_staged_files(sizes, 4096 * mib) == []
 
 
 def test_missing_staged_csv_is_one_quarantine_row() -> None:
