@@ -28,7 +28,7 @@ if ! scripts/stack.sh status >/dev/null 2>&1; then
   fi
 fi
 
-pytest -p no:cacheprovider --junitxml="$SPOT_STACK_DIR/test-results.xml" "$@" tests
+pytest -p no:cacheprovider --durations=25 --junitxml="$SPOT_STACK_DIR/test-results.xml" "$@" tests
 rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests: that is a failure" >&2

@@ -113,6 +113,27 @@ class CollectEnv:
         self.bootstrap = f"{os.environ['SPOT_BIND_HOST']}:{os.environ['SPOT_KAFKA_PORT']}"
         self.hdfs = WebHDFSHook(webhdfs_conn_id="spot_webhdfs").get_conn()
 
+    def provision(self) -> None:
+        """What ``spot_setup`` does (topics, HDFS and local folders, Hive tables) for this env's config,
+        with the same provisioning functions, on this env's broker, HDFS and the stack's HiveServer2.
+
+        Called in the test process: a ``dags test`` run of ``spot_setup`` spends about 14 s on
+        Airflow's own start-up, and most tests here need the setup, not a test of it. The DAG itself
+        runs in ``test_hive_tables.test_spot_setup_dag_creates_the_tables``.
+        """
+        from airflow.providers.apache.hive.hooks.hive import HiveServer2Hook
+        from confluent_kafka.admin import AdminClient
+
+        from spot_operators.config import load_ingest_config
+        from spot_operators.hive_ddl import create_tables
+        from spot_operators.provisioning import ensure_hdfs_folders, ensure_local_folders, ensure_topics
+
+        config = load_ingest_config(self.config_path)
+        ensure_topics(AdminClient({"bootstrap.servers": self.bootstrap}), config)
+        ensure_hdfs_folders(self.hdfs, config)
+        ensure_local_folders(config)
+        create_tables(HiveServer2Hook(hiveserver2_conn_id="spot_hiveserver2"), config)
+
     def collector(self, pipeline: str) -> Path:
         return Path(self.config["pipelines"][pipeline]["collector_path"])
 
@@ -165,7 +186,11 @@ class CollectEnv:
         }
 
     def read_topic(self, pipeline: str) -> list[Any]:
-        """Every message of the pipeline's topic, decoded, from the beginning."""
+        """Every message of the pipeline's topic, decoded, from the beginning up to its end now.
+
+        Reads up to each partition's high watermark, taken first: the DAG run that published has
+        ended and its producer waited for every acknowledgement, so that is all of them.
+        """
         consumer = Consumer(
             {
                 "bootstrap.servers": self.bootstrap,
@@ -176,12 +201,19 @@ class CollectEnv:
         try:
             topic = self.topic(pipeline)
             partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
-            consumer.assign([TopicPartition(topic, p, 0) for p in partitions])
+            ends = {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions
+            }
+            pending = {p for p, end in ends.items() if end > 0}
+            consumer.assign([TopicPartition(topic, p, 0) for p in pending])
             messages = []
-            idle_until = time.monotonic() + 5
-            while time.monotonic() < idle_until:
+            deadline = time.monotonic() + 60
+            while pending:
+                assert time.monotonic() < deadline, f"{topic}: {sorted(pending)} not read up to {ends}"
                 for message in consumer.consume(num_messages=500, timeout=1.0):
                     assert message.error() is None, message.error()
+                    if message.offset() >= ends[message.partition()]:
+                        continue
                     decoded = decode_message(message.value())
                     assert message.key() == decoded.file_digest.encode()
                     headers = dict(message.headers() or [])
@@ -191,7 +223,8 @@ class CollectEnv:
                         == f"{decoded.segment_index + 1}/{decoded.segment_count}".encode()
                     )
                     messages.append(decoded)
-                    idle_until = time.monotonic() + 3
+                    if message.offset() + 1 >= ends[message.partition()]:
+                        pending.discard(message.partition())
             return messages
         finally:
             consumer.close()
@@ -237,7 +270,7 @@ class CollectEnv:
 @pytest.fixture
 def collect_env(tmp_path: Path, unique_name: str) -> Iterator[CollectEnv]:
     env = CollectEnv(tmp_path, unique_name.replace("_", "-"))
-    env.dags_test("spot_setup")
+    env.provision()
     yield env
     env.cleanup()
 
@@ -318,7 +351,7 @@ def test_dns_captures_travel_as_hdfs_pointers_above_the_inline_limit(
 ) -> None:
     env = CollectEnv(tmp_path, unique_name.replace("_", "-"), inline_limit=1000)
     try:
-        env.dags_test("spot_setup")
+        env.provision()
         for sample in DNS_SAMPLES:
             shutil.copy2(sample, env.collector("dns_server_1") / sample.name)
         env.collect("dns_server_1")
@@ -427,7 +460,7 @@ def test_kafka_outage_keeps_segments_and_a_later_run_delivers_once(tmp_path: Pat
     env.bootstrap = broker.bootstrap
     staging = Path(env.config["pipelines"]["proxy_bluecoat"]["local_staging"])
     try:
-        env.dags_test("spot_setup")
+        env.provision()
         broker.stop()
         target = env.collector("proxy_bluecoat") / "proxysg-main.log"
         shutil.copy2(PROXY_SAMPLE, target)
@@ -464,7 +497,7 @@ def test_hdfs_outage_keeps_the_original_and_a_later_run_succeeds(tmp_path: Path,
     env.env.update(hdfs.connection_env())
     env.hdfs = hdfs.client()
     try:
-        env.dags_test("spot_setup")
+        env.provision()
         hdfs.stop()
         target = env.collector("proxy_bluecoat") / "proxysg-main.log"
         shutil.copy2(PROXY_SAMPLE, target)

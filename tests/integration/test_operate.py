@@ -71,7 +71,7 @@ def test_load_after_a_kafka_backfill_and_its_repeat_lands_each_row_once(
     """
     env = CollectEnv(tmp_path, unique_name.replace("_", "-"), inline_limit=1000, staged_csv_max_bytes=1000)
     try:
-        env.dags_test("spot_setup")
+        env.provision()
         source = _staged_proxy_csv(env)
         _backfill(env, source, target="kafka")
         messages = env.read_topic("proxy_bluecoat")
@@ -123,7 +123,7 @@ def test_replay_sends_kept_segments_once_and_empties_the_folder(tmp_path: Path, 
     env.bootstrap = broker.bootstrap
     staging = Path(env.config["pipelines"]["proxy_bluecoat"]["local_staging"])
     try:
-        env.dags_test("spot_setup")
+        env.provision()
         broker.stop()
         shutil.copy2(PROXY_SAMPLE, env.collector("proxy_bluecoat") / "proxysg-main.log")
         env.collect("proxy_bluecoat", expect_failure=True)
