@@ -1037,30 +1037,27 @@ class Listener:
         """
         from pyspark.sql import functions as F
 
-        statuses = list(self.pool.map(lambda p: self._staged_kind(p["pointer_path"]), pointers))
-        kinds = [kind for kind, _ in statuses]
-        sizes = {
-            p["pointer_path"]: size
-            for p, (kind, size) in zip(pointers, statuses, strict=True)
-            if kind == "file"
-        }
-        for warning in heavy_staged_files(sizes, self.task_heap):
-            log.warning("%s", warning)
+        statuses = self.pool.map(lambda p: self._staged_kind(p["pointer_path"]), pointers)
         reasons = {
             "missing": "does not exist",
             "folder": "is a folder, not a file",  # Spark would read every file in it
             "foreign": "is not on the table's file system",
             "outside": f"is outside the staging folder {self.staging_root}",
         }
+        sizes: dict[str, int] = {}  # the staged files to read, by path
         units_by_uri: dict[str, list[dict[str, Any]]] = {}
         refused: list[tuple[dict[str, Any], str]] = []
-        for pointer, kind in zip(pointers, kinds, strict=True):
+        for pointer, (kind, size) in zip(pointers, statuses, strict=True):
+            path = pointer["pointer_path"]
             ident = {name: pointer[name] for name in MESSAGE_NAMES}
             if kind == "file":
-                units_by_uri.setdefault(self.hdfs.uri(pointer["pointer_path"]), []).append(ident)
+                sizes[path] = size
+                units_by_uri.setdefault(self.hdfs.uri(path), []).append(ident)
             else:
-                refused.append((ident, f"staged CSV {pointer['pointer_path']} {reasons[kind]}"))
-        paths = sorted({p["pointer_path"] for p, kind in zip(pointers, kinds, strict=True) if kind == "file"})
+                refused.append((ident, f"staged CSV {path} {reasons[kind]}"))
+        for warning in heavy_staged_files(sizes, self.task_heap):
+            log.warning("%s", warning)
+        paths = sorted(sizes)
         if not paths:
             return None, units_by_uri, refused
         # Spark reads each path as a glob pattern: escaped, a name with [, { or * is read as itself.

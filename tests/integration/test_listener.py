@@ -220,7 +220,7 @@ def test_collected_flow_file_lands_once_in_hour_partition(
     """3018 flows collected by the real collect DAG -> 3018 Parquet rows in y=2023/m=1/d=25/h=18, once."""
     env = CollectEnv(tmp_path, unique_name.replace("_", "-"))
     try:
-        env.dags_test("spot_setup")
+        env.provision()
         shutil.copy2(FLOW_SAMPLE, env.collector("flow_internals") / FLOW_SAMPLE.name)
         env.collect("flow_internals")
         messages = env.read_topic("flow_internals")

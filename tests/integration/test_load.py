@@ -35,7 +35,7 @@ def load_env(tmp_path: Path, unique_name: str) -> Any:
         inline_limit=INLINE_LIMIT,
         staged_csv_max_bytes=STAGED_CSV_MAX_BYTES,
     )
-    env.dags_test("spot_setup")
+    env.provision()
     yield env
     env.cleanup()
 
@@ -232,7 +232,7 @@ def test_continuous_listener_dag_makes_a_new_file_queryable(tmp_path: Path, uniq
     apps = tmp_path / "spark_apps"
     env.env["SPOT_SPARK_APPS_DIR"] = str(apps)
     listener_log = tmp_path / "spot_listener_flow.log"
-    env.dags_test("spot_setup")
+    env.provision()
     with listener_log.open("w") as out:
         listener = subprocess.Popen(
             ["airflow", "dags", "test", "spot_listener_flow"],
