@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "plugins"))
 
-from spot_operators.envelope import IngestMessage, Pointer  # noqa: E402
+from spot_operators.envelope import IngestMessage  # noqa: E402
 from spot_operators.rows import HourPartition, Row  # noqa: E402
 from spot_operators.segments import csv_line, inline_messages  # noqa: E402
 
@@ -162,37 +162,24 @@ def publish_inline(producer: Any, topic: str, files: list[list[Row]], failed: Pa
 def stage_pointers(
     hdfs: Any, producer: Any, topic: str, files: list[list[Row]], folder: str, failed: Path, max_bytes: int
 ) -> tuple[int, int]:
-    """Stage each file's CSV in HDFS as collect does, in pieces of at most ``max_bytes``
-    (``staged_csv.write_csv_pieces``), one POINTER message each; returns (messages, bytes)."""
-    import hashlib
-
+    """Stage each file's CSV in HDFS as collect does: pieces of at most ``max_bytes``
+    (``staged_csv.write_csv_pieces``), stored verified and one POINTER message each
+    (``staged_csv.stage_pointer_messages``); returns (messages, bytes)."""
     from spot_operators.publish import publish_messages
-    from spot_operators.staged_csv import staged_piece_path, write_csv_pieces
+    from spot_operators.staged_csv import stage_pointer_messages, write_csv_pieces
 
     staged_bytes = messages = 0
     for n, rows in enumerate(files):
         with tempfile.TemporaryDirectory(prefix="bench-pieces-") as tmp:
             records = ((csv_line(r.fields) + "\n", r.partition) for r in rows)
             pieces = write_csv_pieces(Path(tmp), records, max_bytes)
-            segments = []
-            for index, piece in enumerate(pieces):
-                data = piece.path.read_bytes()
-                path = staged_piece_path(f"{folder}/stage/bench-{n:04d}", index, len(pieces))
-                hdfs.write(path, data=data, overwrite=True)
-                staged_bytes += len(data)
-                digest = hashlib.sha256(data).hexdigest()
-                assert piece.first_partition is not None
-                fields = {
-                    **vars(template(f"bench-{n:04d}", f"{n:064d}")),
-                    "kind": "POINTER",
-                    "segment_index": index,
-                    "segment_count": len(pieces),
-                    "pointer": Pointer(path, len(data), piece.rows, digest),
-                    "first_row_epoch": piece.first_partition.start_epoch(),
-                }
-                segments.append(IngestMessage(**fields))
+            name = f"bench-{n:04d}"
+            segments = stage_pointer_messages(
+                hdfs, pieces, template(name, f"{n:064d}"), f"{folder}/stage/{name}"
+            )
         publish_messages(producer, topic, segments, failed_dir=failed)
         messages += len(segments)
+        staged_bytes += sum(piece.bytes for piece in pieces)
     return messages, staged_bytes
 
 
