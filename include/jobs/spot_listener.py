@@ -1255,6 +1255,7 @@ class Listener:
         self._settle_writes()
         for future in (*cleared, recorded):
             future.result()
+        self._phase("publish-wait")  # the staged files closed, the manifest durable, the folders cleared
         self._pause("after-staging", batch_id)
         ordered = sorted(staged)
         if ordered:
