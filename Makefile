@@ -36,7 +36,7 @@ test-integration: ## integration and DAG tests against a running stack (make sta
 	$(ENV) pytest -q tests/integration tests/dags
 
 lint: ## ruff (including Airflow's AIR rules) and mypy
-	$(ENV) ruff check dags plugins include tests && ruff format --check dags plugins include tests && mypy plugins
+	$(ENV) ruff check dags plugins include tests scripts && ruff format --check dags plugins include tests scripts && mypy plugins tests
 
 schema: ## regenerate include/schemas/ingest_conf.schema.json from the config model
 	$(ENV) PYTHONPATH=plugins python -m spot_operators.config --write-schema

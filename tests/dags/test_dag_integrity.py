@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,17 +17,17 @@ HEAVY_MODULES = ("pyspark", "pandas", "confluent_kafka", "pyhive", "hdfs", "fast
 
 
 @pytest.fixture(scope="module")
-def dagbag():  # type: ignore[no-untyped-def]
+def dagbag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS_FOLDER))
 
 
-def test_no_import_errors(dagbag) -> None:  # type: ignore[no-untyped-def]
+def test_no_import_errors(dagbag: Any) -> None:
     assert dagbag.import_errors == {}, "\n".join(f"{k}: {v}" for k, v in dagbag.import_errors.items())
 
 
-def test_expected_dags_present(dagbag) -> None:  # type: ignore[no-untyped-def]
+def test_expected_dags_present(dagbag: Any) -> None:
     from spot_operators.config import load_ingest_config
 
     config = load_ingest_config()
@@ -36,7 +37,7 @@ def test_expected_dags_present(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert {"spot_smoke", "spot_deferrable_smoke", "spot_setup", *collect, *load} <= set(dagbag.dag_ids)
 
 
-def test_load_dag_runs_on_topic_assets_and_a_schedule(dagbag) -> None:  # type: ignore[no-untyped-def]
+def test_load_dag_runs_on_topic_assets_and_a_schedule(dagbag: Any) -> None:
     dag = dagbag.get_dag("spot_load_flow")
     tasks = {t.task_id for t in dag.tasks}
     assert {"continuous_listener_idle", "listen_spot_flow_internals", "register_partitions"} <= tasks
@@ -45,20 +46,20 @@ def test_load_dag_runs_on_topic_assets_and_a_schedule(dagbag) -> None:  # type: 
     assert dag.max_active_runs == 1
 
 
-def test_every_dag_is_tagged_and_documented(dagbag) -> None:  # type: ignore[no-untyped-def]
+def test_every_dag_is_tagged_and_documented(dagbag: Any) -> None:
     for dag_id, dag in dagbag.dags.items():
         assert dag.tags, f"{dag_id} has no tags"
         assert "spot" in dag.tags, f"{dag_id} is not tagged 'spot'"
         assert dag.doc_md and len(dag.doc_md.strip()) > 40, f"{dag_id} has no doc_md"
 
 
-def test_every_dag_has_an_owner_and_explicit_retries(dagbag) -> None:  # type: ignore[no-untyped-def]
+def test_every_dag_has_an_owner_and_explicit_retries(dagbag: Any) -> None:
     for dag_id, dag in dagbag.dags.items():
         assert dag.default_args.get("owner") == "spot", f"{dag_id} has no owner in default_args"
         assert "retries" in dag.default_args, f"{dag_id} leaves retries to the Airflow default"
 
 
-def test_asset_graph_is_folder_collect_topic_load_table(dagbag) -> None:  # type: ignore[no-untyped-def]
+def test_asset_graph_is_folder_collect_topic_load_table(dagbag: Any) -> None:
     """What the UI's asset graph draws: collector folder -> collect -> topic -> load -> table."""
     from airflow.serialization.serialized_objects import DagSerialization
 
@@ -87,7 +88,7 @@ def test_asset_graph_is_folder_collect_topic_load_table(dagbag) -> None:  # type
         assert type(watcher.trigger).__name__ == "CollectorFolderWatchTrigger"
 
 
-def test_no_cycles(dagbag) -> None:  # type: ignore[no-untyped-def]
+def test_no_cycles(dagbag: Any) -> None:
     for dag_id, dag in dagbag.dags.items():
         # A topological sort fails on a cycle; every task must be reached exactly once.
         order = dag.topological_sort()

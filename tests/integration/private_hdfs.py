@@ -11,6 +11,7 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from .private_kafka import _free_port
 
@@ -120,7 +121,7 @@ class PrivateHdfs:
             )
         }
 
-    def client(self):  # type: ignore[no-untyped-def]
+    def client(self) -> Any:
         from hdfs import InsecureClient
 
         return InsecureClient(f"http://127.0.0.1:{self.http}", user="root")

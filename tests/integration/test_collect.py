@@ -212,9 +212,11 @@ class CollectEnv:
                 assert time.monotonic() < deadline, f"{topic}: {sorted(pending)} not read up to {ends}"
                 for message in consumer.consume(num_messages=500, timeout=1.0):
                     assert message.error() is None, message.error()
-                    if message.offset() >= ends[message.partition()]:
+                    offset, partition, value = message.offset(), message.partition(), message.value()
+                    assert offset is not None and partition is not None and value is not None, message
+                    if offset >= ends[partition]:
                         continue
-                    decoded = decode_message(message.value())
+                    decoded = decode_message(value)
                     assert message.key() == decoded.file_digest.encode()
                     headers = dict(message.headers() or [])
                     assert headers["spot.pipeline"] == pipeline.encode(), headers
@@ -223,8 +225,8 @@ class CollectEnv:
                         == f"{decoded.segment_index + 1}/{decoded.segment_count}".encode()
                     )
                     messages.append(decoded)
-                    if message.offset() + 1 >= ends[message.partition()]:
-                        pending.discard(message.partition())
+                    if offset + 1 >= ends[partition]:
+                        pending.discard(partition)
             return messages
         finally:
             consumer.close()

@@ -80,11 +80,11 @@ def run_trigger(trigger: HiveQueryTrigger) -> dict[str, Any]:
 def run_operator(operator: HiveQueryOperator) -> dict[str, Any]:
     """What Airflow does, in-process: execute defers, the trigger runs, execute_complete resumes."""
     with pytest.raises(TaskDeferred) as info:
-        operator.execute(context={})  # type: ignore[arg-type]
+        operator.execute(context={})
     trigger = info.value.trigger
     assert isinstance(trigger, HiveQueryTrigger)
     event = run_trigger(trigger)
-    result: dict[str, Any] = operator.execute_complete({}, event)  # type: ignore[arg-type]
+    result: dict[str, Any] = operator.execute_complete({}, event)
     return result
 
 

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -122,18 +122,19 @@ class ListenerRun:
         return rows
 
 
-def produce(topic: str, messages: list[IngestMessage | bytes]) -> None:
+def produce(topic: str, messages: Sequence[IngestMessage | bytes]) -> None:
     producer = Producer({"bootstrap.servers": bootstrap_servers(), "enable.idempotence": True, "acks": "all"})
     errors: list[Any] = []
     for message in messages:
         if isinstance(message, bytes):
             producer.produce(topic, value=message, key=b"junk")
         else:
+            headers: list[tuple[str, str | bytes | None]] = list(message.headers())
             producer.produce(
                 topic,
                 value=encode_message(message),
                 key=message.file_digest.encode(),
-                headers=message.headers(),
+                headers=headers,
                 on_delivery=lambda err, _m: errors.append(err) if err else None,
             )
     assert producer.flush(60) == 0

@@ -9,11 +9,13 @@ import json
 import os
 import pickle
 import time
+from collections.abc import AsyncGenerator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
+from airflow.triggers.base import TriggerEvent
 
 from spot_operators.detection import FileSnapshot
 from spot_operators.triggers import collector as collector_module
@@ -51,7 +53,7 @@ def make(path: Path, **overrides: Any) -> CollectorFilesTrigger:
 
 async def first_event(trigger: CollectorFilesTrigger, timeout: float = 15.0) -> dict[str, Any]:
     """The payload of the first event; a trigger must fire exactly once, then stop."""
-    events = trigger.run()
+    events = cast(AsyncGenerator[TriggerEvent, None], trigger.run())
     try:
         event = await asyncio.wait_for(anext(events), timeout)
         with pytest.raises(StopAsyncIteration):

@@ -59,7 +59,7 @@ def _block(sql: str, keyword: str) -> list[tuple[str, str]]:
     """The ``(name TYPE, ...)`` list after ``keyword`` in rendered DDL, unquoted."""
     match = re.search(re.escape(keyword) + r" \(\n(.*?)\n\)", sql, re.S)
     assert match, f"no {keyword} block in:\n{sql}"
-    return [tuple(line.strip().replace("`", "").split()) for line in match.group(1).split(",\n")]  # type: ignore[misc]
+    return [tuple(line.strip().replace("`", "").split()) for line in match.group(1).split(",\n")]
 
 
 @pytest.fixture

@@ -223,7 +223,7 @@ def test_cancelling_the_trigger_cancels_the_operation_and_closes(monkeypatch: py
     trigger = HiveQueryTrigger(["SELECT long"], ["DROP tmp"], poll_interval=0.01)
 
     async def scenario() -> None:
-        task = asyncio.create_task(anext(trigger.run()))
+        task = asyncio.ensure_future(anext(trigger.run()))
         while sum(1 for c in conn._cursor.calls if c[0] == "poll") < 3:
             await asyncio.sleep(0.01)
         task.cancel()
@@ -273,7 +273,7 @@ def test_polling_does_not_block_the_event_loop(monkeypatch: pytest.MonkeyPatch) 
 
 def deferred(operator: HiveQueryOperator) -> HiveQueryTrigger:
     with pytest.raises(TaskDeferred) as info:
-        operator.execute(context={})  # type: ignore[arg-type]
+        operator.execute(context={})
     assert info.value.method_name == "execute_complete"
     trigger = info.value.trigger
     assert isinstance(trigger, HiveQueryTrigger)
@@ -289,7 +289,7 @@ def test_operator_defers_at_once_with_split_statements() -> None:
     assert trigger.final_statements == ["DROP TABLE IF EXISTS t"]
     assert trigger.hive_conn_id == "spot_hiveserver2" and trigger.fetch_rows is True
     event = {"status": "success", "statements": 2, "rows": [[1]], "elapsed": 0.1, "final_errors": []}
-    assert op.execute_complete({}, event) == event  # type: ignore[arg-type]
+    assert op.execute_complete({}, event) == event
 
 
 def test_operator_fails_with_server_message_and_statement() -> None:
@@ -301,7 +301,7 @@ def test_operator_fails_with_server_message_and_statement() -> None:
         "error": "[TABLE_OR_VIEW_NOT_FOUND] The table or view `nope` cannot be found.",
     }
     with pytest.raises(AirflowException) as info:
-        op.execute_complete({}, event)  # type: ignore[arg-type]
+        op.execute_complete({}, event)
     text = str(info.value)
     assert "statement 1: [TABLE_OR_VIEW_NOT_FOUND]" in text and "SELECT * FROM nope" in text
 
@@ -314,7 +314,7 @@ def test_spot_operators_build_their_statements() -> None:
     repair = HivePartitionRegisterOperator(task_id="m", database="spot", table="flow", repair=True)
     assert deferred(repair).statements == ["MSCK REPAIR TABLE `spot`.`flow`"]
     nothing = HivePartitionRegisterOperator(task_id="n", database="spot", table="flow", hours=[])
-    assert nothing.execute(context={})["statements"] == 0  # type: ignore[arg-type]
+    assert nothing.execute(context={})["statements"] == 0
     compact = deferred(
         HiveCompactPartitionOperator(task_id="c", database="spot", table="dns", hour="2026-03-07T05")
     )
@@ -325,7 +325,7 @@ def test_spot_operators_build_their_statements() -> None:
     with pytest.raises(ValueError, match="invalid Hive database name"):
         HiveCompactPartitionOperator(task_id="x", database="a b", table="dns", hour="2026-03-07T05").execute(
             {}
-        )  # type: ignore[arg-type]
+        )
 
 
 def test_module_imports_no_thrift() -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ def _version(message: IngestMessage, version: int) -> bytes:
     return buffer.getvalue()
 
 
-def _kafka(values: list[bytes | None], topic: str = "t", partition: int = 0) -> pa.RecordBatch:
+def _kafka(values: Sequence[bytes | None], topic: str = "t", partition: int = 0) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(
         {
             "value": pa.array(values, pa.binary()),
@@ -204,6 +205,7 @@ def _entry_counts(entries: list[dict[str, Any]]) -> Counter[Any]:
 
 @pytest.mark.parametrize("message_format", ["ingest_v1", "spot_list"])
 def test_single_pass_equals_the_reference_pipeline(message_format: str) -> None:
+    values: list[bytes | None]
     if message_format == "spot_list":
         values = [encode_spot_list(GOOD), encode_spot_list(BAD), b"\x04", encode_spot_list([])]
     else:

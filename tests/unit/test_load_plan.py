@@ -87,7 +87,11 @@ def test_hours_written_merges_listener_results() -> None:
 
 def test_only_closed_hours_with_many_files_are_compacted() -> None:
     now = datetime(2026, 3, 7, 12, 30, tzinfo=UTC)
-    counts = {("2026", "3", "7", "9"): 20, ("2026", "3", "7", "10"): 3, ("2026", "3", "7", "11"): 50}
+    counts: dict[tuple[str, ...], int] = {
+        ("2026", "3", "7", "9"): 20,
+        ("2026", "3", "7", "10"): 3,
+        ("2026", "3", "7", "11"): 50,
+    }
     assert hours_to_compact(counts, min_files=16, min_age_hours=1.0, now=now) == [["2026", "3", "7", "9"]]
     assert hours_to_compact(counts, min_files=16, min_age_hours=0, now=now) == [
         ["2026", "3", "7", "11"],

@@ -4,6 +4,7 @@ tests/integration)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,10 @@ class FakeProducer:
     """Acknowledges messages unless their index is in ``fail`` (error report) or ``silent`` (no report)."""
 
     def __init__(
-        self, fail: set[int] = frozenset(), silent: set[int] = frozenset(), raise_on: set[int] = frozenset()
+        self,
+        fail: Collection[int] = frozenset(),
+        silent: Collection[int] = frozenset(),
+        raise_on: Collection[int] = frozenset(),
     ):
         self.fail, self.silent, self.raise_on = fail, silent, raise_on
         self.pending: list[tuple[int, Any]] = []
