@@ -63,12 +63,11 @@ def decode_messages(
 ) -> Any:
     """Kafka (value, topic, partition, offset) batches -> one decoded row per message (``mapInArrow``),
     with the listener's own :func:`spot_listener.decode_message`: the fastavro half of the comparison."""
-    import fastavro
     import pyarrow as pa
 
-    from spot_listener import MESSAGE_COLUMNS, _arrow_schema, decode_message
+    from spot_listener import MESSAGE_COLUMNS, _arrow_schema, decode_message, reading_schema
 
-    schema = fastavro.parse_schema(json.loads(schema_json))
+    schema = reading_schema(schema_json)  # as the listener reads: lines as bytes
     out = _arrow_schema((*MESSAGE_COLUMNS, *DECODED_EXTRA))
     for batch in batches:
         columns = batch.to_pydict()

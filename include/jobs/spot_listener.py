@@ -196,6 +196,31 @@ def _arrow_schema(columns: Sequence[tuple[str, str]]) -> Any:
     return pa.schema([(name, arrow_type(hive_type)) for name, hive_type in columns])
 
 
+def reading_schema(schema_json: str) -> Any:
+    """The message schema (JSON) as the listener reads it: its lines as ``bytes``, parsed by fastavro.
+
+    The lines are ``rows`` of the project's envelope and ``list`` of Spot's ``list.avsc``. Avro writes a
+    string exactly as it writes bytes, so this reads the same data without decoding every line: the
+    columnar path's CSV parse checks a whole group's UTF-8 at once (fastavro took 0.033 s instead of
+    0.054 s for 41 flow messages), and a line that is not UTF-8 is quarantined alone
+    (:func:`spot_operators.listener_rows.inline_records`), not its whole message.
+    """
+    import fastavro
+
+    def as_bytes(avro_type: Any) -> Any:
+        if isinstance(avro_type, list):  # a union, e.g. [array, null]
+            return [as_bytes(member) for member in avro_type]
+        if isinstance(avro_type, dict) and avro_type.get("type") == "array":
+            return {**avro_type, "items": "bytes"} if avro_type["items"] == "string" else avro_type
+        return avro_type
+
+    schema = json.loads(schema_json)
+    for field in schema["fields"]:
+        if field["name"] in ("rows", "list"):
+            field["type"] = as_bytes(field["type"])
+    return fastavro.parse_schema(schema)
+
+
 class RejectedMessage(ValueError):
     """A message that decodes but cannot be loaded here (its reason goes to quarantine as is)."""
 
@@ -218,7 +243,8 @@ def decode_message(
     """One Kafka message -> its provenance (``MESSAGE_COLUMNS``) plus kind, pointer_path, lines, error.
 
     A value that does not decode, has an unknown schema version or another data type becomes
-    ``kind="ERROR"`` with the reason in ``error``; it never raises.
+    ``kind="ERROR"`` with the reason in ``error``; it never raises. ``schema`` is parsed by fastavro;
+    with :func:`reading_schema`'s, the lines are ``bytes``.
     """
     import io
 
@@ -291,7 +317,7 @@ def unit_items(data_type: str, text: str | None, lines: Any, error: str | None) 
     import pyarrow as pa
 
     from spot_operators.listener_columns import typed_lines, typed_text
-    from spot_operators.listener_rows import Quarantine, csv_records, split_line, typed_fields
+    from spot_operators.listener_rows import Quarantine, csv_records, inline_records, typed_fields
 
     if error is not None:
         yield 0, "", Quarantine(error)
@@ -307,8 +333,7 @@ def unit_items(data_type: str, text: str | None, lines: Any, error: str | None) 
     if text is not None:
         items = csv_records(text)
     else:
-        unit_lines = lines.to_pylist() if isinstance(lines, pa.Array) else (lines or [])
-        items = ((n, line, split_line(line)) for n, line in enumerate(unit_lines, 1))
+        items = inline_records(lines.to_pylist() if isinstance(lines, pa.Array) else (lines or []))
     for line_no, raw, fields in items:
         yield line_no, raw, fields if isinstance(fields, Quarantine) else typed_fields(data_type, fields)
 
@@ -637,9 +662,7 @@ def listen_messages(
     whose ``(topic, partition, offset)`` is in ``skip`` (duplicates) are left out. POINTER messages
     only go to the report.
     """
-    import fastavro
-
-    schema = fastavro.parse_schema(json.loads(schema_json))
+    schema = reading_schema(schema_json)
     sink = UnitSink(data_type, good_columns, bad_limit, bad_only)
     group: list[dict[str, Any]] = []  # INLINE messages typed together, in message order
     group_rows = 0

@@ -18,6 +18,7 @@ ships it to executors in its small zip.
 
 from __future__ import annotations
 
+import codecs
 import io
 from datetime import date
 from typing import Any
@@ -59,21 +60,22 @@ def lines_body(lines: Any) -> bytes | None:
     """The lines of an INLINE message joined with ``\\n``, if each is one plain record on one line.
 
     ``None`` when a line is null or empty, holds a line break, a ``\\r`` or a NUL, starts with a byte
-    order mark, or has quoting the two parsers could read differently: then its records and line
-    numbers are the row path's business. ``lines`` is a list of strings or an Arrow string array.
+    order mark, is not UTF-8, or has quoting the two parsers could read differently: then its records
+    and line numbers are the row path's business. ``lines`` is a list of UTF-8 ``bytes`` (as the
+    listener decodes them), a list of strings or an Arrow string array.
     """
     if isinstance(lines, pa.Array):
         if len(lines) == 0 or lines.null_count:
             return None
         offsets = pa.array([0, len(lines)], pa.int32())
         joined = pc.binary_join(pa.ListArray.from_arrays(offsets, lines.cast(pa.string())), "\n")
-        body = joined[0].as_py()
+        body: str | bytes = joined[0].as_py()
     else:
         if not lines:
             return None
         try:
-            body = "\n".join(lines)
-        except TypeError:  # a null line
+            body = b"\n".join(lines) if isinstance(lines[0], bytes) else "\n".join(lines)
+        except TypeError:  # a null line, or strings and bytes mixed
             return None
     return _plain_body(body, len(lines))
 
@@ -88,22 +90,27 @@ def text_body(text: str) -> bytes | None:
     return _plain_body(body, body.count("\n") + 1)
 
 
-def _plain_body(body: str, records: int) -> bytes | None:
+def _plain_body(body: str | bytes, records: int) -> bytes | None:
     """``body`` as UTF-8 if its ``records`` lines are each one plain record, else ``None``.
 
     Whole-text searches (C speed) rather than a regex per line: a blank line shows as a leading,
     trailing or doubled ``\\n``, a line holding a line break as one ``\\n`` too many. Only a body
-    with a quote pays for the per-line check of its quoting.
+    with a quote pays for the per-line check of its quoting (and, as bytes, for a UTF-8 check; the
+    CSV parse checks the others). A string holding surrogate escapes raises ``UnicodeEncodeError``.
     """
-    if not body or body[0] in "\n\ufeff" or body.endswith("\n") or "\n\n" in body:
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    if not data or data.startswith((b"\n", codecs.BOM_UTF8)) or data.endswith(b"\n") or b"\n\n" in data:
         return None
-    if body.count("\n") != records - 1 or "\r" in body or "\x00" in body:
+    if data.count(b"\n") != records - 1 or b"\r" in data or b"\x00" in data:
         return None
-    if '"' in body:
-        lines = pc.split_pattern(pa.array([body], type=pa.string()), "\n").flatten()
+    if b'"' in data:
+        try:
+            lines = pc.split_pattern(pa.array([data], type=pa.string()), "\n").flatten()
+        except pa.ArrowInvalid:  # not UTF-8
+            return None
         if not _all(pc.match_substring_regex(lines, _WELL_FORMED)):
             return None
-    return body.encode("utf-8")
+    return data
 
 
 def _parse(body: bytes, names: list[str]) -> pa.Table | None:
@@ -229,7 +236,10 @@ def typed_columns(data_type: str, body: bytes, rows: int) -> pa.Table | None:
 
 def typed_lines(data_type: str, lines: Any) -> pa.Table | None:
     """Typed columns of an INLINE message's lines, or ``None`` (type them row by row)."""
-    body = lines_body(lines)
+    try:
+        body = lines_body(lines)
+    except UnicodeEncodeError:  # strings holding surrogate escapes: the row path names the bytes
+        return None
     return None if body is None else typed_columns(data_type, body, len(lines))
 
 

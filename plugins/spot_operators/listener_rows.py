@@ -182,6 +182,22 @@ def staged_text(data: bytes) -> str:
         return data.decode("utf-8", "surrogateescape")
 
 
+def inline_records(lines: Sequence[bytes | str | None]) -> Iterator[tuple[int, Any, list[str] | Quarantine]]:
+    """``(line number, raw line, fields or why not)`` of an INLINE message's lines, for the row path.
+
+    A line is ``bytes`` as the listener reads it (or a string). One that is not UTF-8 (Spot's edge
+    collectors do not check) is quarantined alone, its first bad byte named, like a staged CSV's
+    record (:func:`staged_text`); the message's other lines are typed as usual.
+    """
+    for line_no, line in enumerate(lines, 1):
+        raw = staged_text(line) if isinstance(line, bytes) else line
+        utf8_error = _utf8_error(raw) if raw else None
+        if raw and utf8_error is not None:
+            yield line_no, _printable(raw), Quarantine(utf8_error)
+        else:
+            yield line_no, raw, split_line(raw or "")
+
+
 def _utf8_error(raw: str) -> str | None:
     """Why a record is not UTF-8 (it holds surrogate escapes, see :func:`staged_text`), or ``None``."""
     if raw.isascii():

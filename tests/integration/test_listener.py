@@ -27,11 +27,19 @@ from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from spot_operators.envelope import IngestMessage, Pointer, encode_message, encode_spot_list
+from spot_operators.envelope import (
+    SCHEMAS_DIR,
+    SPOT_LIST_SCHEMA_FILE,
+    IngestMessage,
+    Pointer,
+    encode_message,
+    encode_spot_list,
+)
 from spot_operators.hive_ddl import register_partitions
 from spot_operators.segments import csv_line
 from spot_operators.spark_jars import connector_jars
 from spot_operators.tables import FLOW
+from tests.unit.test_listener_job import encode_with_raw_lines
 
 from .test_collect import FLOW_SAMPLE, CollectEnv
 from .test_spark import SPARK_CONF, bootstrap_servers
@@ -467,15 +475,25 @@ def test_killed_after_moving_files_restarts_exactly_once(
 def test_spot_edge_collector_list_messages(tmp_path: Path, topic: str, hdfs: Any, hdfs_base: str) -> None:
     """Apache Spot Distributed Collector messages (``list.avsc``) load with --message-format spot_list."""
     hour = 1674669600
-    rows = [flow_csv_row(hour + i, 3000 + i) for i in range(4)]
-    produce(topic, [encode_spot_list(rows[:2]), encode_spot_list([*rows[2:], "1,2,3"]), b"\x04"])
+    rows = [flow_csv_row(hour + i, 3000 + i) for i in range(6)]
+    # An edge collector that does not check UTF-8: only the damaged line is quarantined.
+    damaged = encode_with_raw_lines(
+        (SCHEMAS_DIR / SPOT_LIST_SCHEMA_FILE).read_text(),
+        {},
+        "list",
+        [rows[4].encode(), b"\xff" + rows[5].encode()],
+    )
+    produce(topic, [encode_spot_list(rows[:2]), encode_spot_list([*rows[2:4], "1,2,3"]), b"\x04", damaged])
     run = ListenerRun(hdfs, hdfs_base, [topic], tmp_path)
     counts = run.run("--message-format", "spot_list", "--pipeline", "flow_edge")
-    assert (counts["rows"], counts["quarantined"]) == (4, 2), counts
-    assert sorted(r["sport"] for r in run.read(run.table)) == [3000, 3001, 3002, 3003]
+    assert (counts["rows"], counts["quarantined"]) == (5, 3), counts
+    assert sorted(r["sport"] for r in run.read(run.table)) == [3000, 3001, 3002, 3003, 3004]
     quarantine = run.read(run.quarantine)
     assert {q["pipeline"] for q in quarantine} == {"flow_edge"}
     assert sorted(q["reason"].split(":")[0] for q in quarantine) == [
         "expected 28 fields for flow, got 3",
+        "not UTF-8",
         "undecodable message",
     ]
+    not_utf8 = next(q for q in quarantine if q["reason"].startswith("not UTF-8"))
+    assert (not_utf8["line_no"], not_utf8["raw"]) == (2, "\\xff" + rows[5])

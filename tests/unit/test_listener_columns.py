@@ -344,6 +344,11 @@ def test_bodies_are_the_records_one_per_line() -> None:
     assert lines_body([FLOW_LINE, DNS_LINE]) == f"{FLOW_LINE}\n{DNS_LINE}".encode()
     assert text_body(f"{FLOW_LINE}\n{DNS_LINE}\n") == f"{FLOW_LINE}\n{DNS_LINE}".encode()
     assert lines_body([]) is None and lines_body(pa.array([FLOW_LINE, None])) is None
+    # Lines as the listener reads them: bytes, the same body; not UTF-8 is the row path's business.
+    assert lines_body([FLOW_LINE.encode(), DNS_LINE.encode()]) == f"{FLOW_LINE}\n{DNS_LINE}".encode()
+    assert lines_body([b'"a",b', b"\xff"]) is None
+    assert typed_lines("flow", [FLOW_LINE.encode(), FLOW_LINE.encode().replace(b",", b",\xff", 1)]) is None
+    assert typed_lines("flow", [FLOW_LINE, FLOW_LINE.replace(",", ",\udcff", 1)]) is None  # surrogate escape
 
 
 def test_arrow_types_match_the_listener() -> None:

@@ -10,6 +10,7 @@ to skip. No Spark: the functions are plain generators over Arrow record batches.
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -201,6 +202,41 @@ def _entry_counts(entries: list[dict[str, Any]]) -> Counter[Any]:
             if e[what]:
                 counts[(*key, what)] += e[what]
     return counts
+
+
+def encode_with_raw_lines(
+    schema_json: str, record: dict[str, Any], lines_field: str, lines: list[bytes]
+) -> bytes:
+    """``record`` encoded with ``lines`` written as they are (Avro writes a string as its bytes), so a
+    line may hold bytes that are not UTF-8, as an edge collector that does not check could send."""
+    schema = json.loads(schema_json)
+    for field in schema["fields"]:
+        if field["name"] == lines_field:
+            field["type"] = json.loads(json.dumps(field["type"]).replace('"string"', '"bytes"'))
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, fastavro.parse_schema(schema), {**record, lines_field: lines})
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("message_format", ["ingest_v1", "spot_list"])
+def test_a_line_that_is_not_utf8_is_quarantined_alone(message_format: str) -> None:
+    """Only the damaged line goes to quarantine (its first bad byte named, shown as \\xNN); the
+    message's other lines load, and the next message is typed column-wise as usual."""
+    lines = [FLOW_LINE.encode(), FLOW_LINE.encode().replace(b",", b",\xff", 1), GOOD[1].encode()]
+    if message_format == "spot_list":
+        damaged = encode_with_raw_lines(_schema_json("spot_list"), {}, "list", lines)
+        clean = encode_spot_list(GOOD)
+    else:
+        damaged = encode_with_raw_lines(_schema_json(), _inline([], "d-odd").to_record(), "rows", lines)
+        clean = encode_message(_inline(GOOD, "d-clean"))
+    good, report = _listen(_kafka([damaged, clean]), message_format=message_format)
+    assert good.num_rows == 2 + 2
+    [(_, bad)] = report["bad"]
+    line_no, raw, reason = bad[-3:]
+    comma = FLOW_LINE.index(",") + 2
+    assert (line_no, reason) == (2, f"not UTF-8: byte 0xff at character {comma}")
+    assert raw == FLOW_LINE.replace(",", ",\\xff", 1)
+    assert [m["kind"] for m in report["messages"]] == ["INLINE", "INLINE"]
 
 
 @pytest.mark.parametrize("message_format", ["ingest_v1", "spot_list"])
