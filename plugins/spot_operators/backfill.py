@@ -295,6 +295,7 @@ class Selection:
     lines: list[str] = field(default_factory=list)
     partitions: list[HourPartition] = field(default_factory=list)
     epochs: list[int | None] = field(default_factory=list)
+    records: list[int] = field(default_factory=list)  # the source record number of each line
     rows_in: int = 0
     filtered_out: int = 0
     untimed: list[int] = field(default_factory=list)  # record numbers without a usable time
@@ -310,6 +311,17 @@ class Selection:
     @property
     def bytes(self) -> int:
         return sum(len(line.encode("utf-8")) + 1 for line in self.lines)
+
+    def line_break_record(self) -> int | None:
+        """The source record number of the first row with a line break in a (quoted) field, if any.
+
+        Hive reads staged CSV as a text table, one record per physical line, so such a row cannot go
+        to the Hive target; the Kafka target carries it (the listener reads RFC 4180 records).
+        """
+        return next(
+            (n for n, line in zip(self.records, self.lines, strict=True) if "\n" in line or "\r" in line),
+            None,
+        )
 
     def digest(self) -> str:
         """sha256 of the rows sent: the same rows always give the same file digest downstream."""
@@ -347,6 +359,7 @@ def select_rows(data_type: str, text: str, window: TimeWindow) -> Selection:
         selection.lines.append(csv_line(fields))
         selection.partitions.append(partition)
         selection.epochs.append(epoch)
+        selection.records.append(number)
     return selection
 
 

@@ -197,6 +197,13 @@ def run_backfill(
         else:
             text = _decode(data, item)
         selection = select_rows(pipeline.type, text, window)
+        broken = selection.line_break_record() if target == "hive" else None
+        if broken is not None:
+            raise ValueError(
+                f"{item.path}: record {broken} holds a line break inside a quoted field; Hive reads "
+                "staged CSV one record per line and would split it, so nothing was staged for Hive: "
+                "backfill this source with target=kafka (the listener reads such records)"
+            )
         report.rows_filtered_out += selection.filtered_out
         report.rows_untimed += len(selection.untimed)
         if selection.untimed:

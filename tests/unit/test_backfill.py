@@ -129,6 +129,28 @@ def test_quoted_fields_survive_selection() -> None:
     assert select_rows("flow", text, TimeWindow()).text == text
 
 
+def test_hive_target_refuses_a_record_with_a_line_break_and_names_it(tmp_path: Path) -> None:
+    """Hive reads staged CSV one record per line: a quoted line break would split the row, so the
+    backfill stops before staging anything and says which record and what to do instead."""
+    from spot_operators.backfill_run import run_backfill
+    from spot_operators.config import load_ingest_config
+
+    text = '"a",1674669600\n"line\nbreak",1674669601\n"c",1674669602\n'
+    selection = select_rows("flow", text, TimeWindow())
+    assert selection.records == [1, 2, 3] and selection.line_break_record() == 2
+    assert select_rows("flow", '"a",1674669600\n', TimeWindow()).line_break_record() is None
+
+    source = tmp_path / "rows.csv"
+    source.write_text(text)
+    config = load_ingest_config()
+    pipeline = config.pipelines["flow_internals"].model_copy(update={"local_staging": tmp_path})
+    items = resolve_local_source(str(source), Roots(tmp_path, PurePosixPath("/user/spot/flow/stage")))
+    common: dict[str, Any] = {"window": TimeWindow(), "hdfs_factory": None, "producer_factory": None}
+    with pytest.raises(ValueError, match=rf"{source}: record 2 holds a line break.*target=kafka"):
+        run_backfill(config, pipeline, items, target="hive", dry_run=True, **common)
+    assert run_backfill(config, pipeline, items, target="kafka", dry_run=True, **common).rows == 3
+
+
 def test_bad_window_and_times_are_explained() -> None:
     with pytest.raises(ValueError, match=r"since=.*ISO 8601"):
         parse_utc("yesterday", "since")
