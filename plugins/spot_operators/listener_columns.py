@@ -59,9 +59,10 @@ def _any(mask: Any) -> bool:
 def lines_body(lines: Any) -> bytes | None:
     """The lines of an INLINE message joined with ``\\n``, if each is one plain record on one line.
 
-    ``None`` when a line is null or empty, holds a line break, a ``\\r`` or a NUL, starts with a byte
-    order mark, is not UTF-8, or has quoting the two parsers could read differently: then its records
-    and line numbers are the row path's business. ``lines`` is a list of UTF-8 ``bytes`` (as the
+    ``None`` when a line is null, the first or last is empty, one holds a ``\\r`` or a NUL, starts with
+    a byte order mark, is not UTF-8, or has quoting the two parsers could read differently: then its
+    records and line numbers are the row path's business (a blank line or a line break inside a line
+    makes :func:`typed_columns` refuse the body). ``lines`` is a list of UTF-8 ``bytes`` (as the
     listener decodes them), a list of strings or an Arrow string array.
     """
     if isinstance(lines, pa.Array):
@@ -77,31 +78,33 @@ def lines_body(lines: Any) -> bytes | None:
             body = b"\n".join(lines) if isinstance(lines[0], bytes) else "\n".join(lines)
         except TypeError:  # a null line, or strings and bytes mixed
             return None
-    return _plain_body(body, len(lines))
+    return _plain_body(body)
 
 
 def text_body(text: str) -> bytes | None:
     """A staged CSV's text without its final ``\\n``, if every physical line is one plain record.
 
-    ``None`` when it is empty, has a blank line, a ``\\r`` (line numbering), a NUL, a byte order mark,
-    or a quoted field that spans lines or is quoted ambiguously.
+    ``None`` when it is empty, starts or ends with a blank line, has a ``\\r`` (line numbering), a NUL,
+    a byte order mark, or a quoted field that spans lines or is quoted ambiguously (a blank line inside
+    makes :func:`typed_columns` refuse it).
     """
     body = text[:-1] if text.endswith("\n") else text
-    return _plain_body(body, body.count("\n") + 1)
+    return _plain_body(body)
 
 
-def _plain_body(body: str | bytes, records: int) -> bytes | None:
-    """``body`` as UTF-8 if its ``records`` lines are each one plain record, else ``None``.
+def _plain_body(body: str | bytes) -> bytes | None:
+    """``body`` as UTF-8 if each of its lines may be one plain record, else ``None``.
 
-    Whole-text searches (C speed) rather than a regex per line: a blank line shows as a leading,
-    trailing or doubled ``\\n``, a line holding a line break as one ``\\n`` too many. Only a body
+    Whole-text searches (C speed) rather than a regex per line. A blank line or a line holding a line
+    break is left to :func:`typed_columns`: the parse fails on a row with too few fields, and its row
+    count must equal the unit's (scanning the body for them too cost about 6% of the typing). Only a body
     with a quote pays for the per-line check of its quoting (and, as bytes, for a UTF-8 check; the
     CSV parse checks the others). A string holding surrogate escapes raises ``UnicodeEncodeError``.
     """
     data = body.encode("utf-8") if isinstance(body, str) else body
-    if not data or data.startswith((b"\n", codecs.BOM_UTF8)) or data.endswith(b"\n") or b"\n\n" in data:
+    if not data or data.startswith((b"\n", codecs.BOM_UTF8)) or data.endswith(b"\n"):
         return None
-    if data.count(b"\n") != records - 1 or b"\r" in data or b"\x00" in data:
+    if b"\r" in data or b"\x00" in data:
         return None
     if b'"' in data:
         try:

@@ -259,6 +259,8 @@ def test_bad_flow_values_fall_back_to_the_same_quarantine(
         ("flow", [FLOW_LINE, FLOW_LINE + ",extra"]),
         ("dns", [DNS_LINE, FLOW_LINE]),
         ("flow", [FLOW_LINE, ""]),
+        ("flow", [FLOW_LINE, "", FLOW_LINE]),  # a blank line inside: the parse refuses the body
+        ("flow", [f"{FLOW_LINE}\n{FLOW_LINE}", FLOW_LINE]),  # two records in one line: one row too many
         ("flow", [FLOW_LINE, 'a,"unterminated']),
         ("flow", [FLOW_LINE, FLOW_LINE + '"x']),  # a quote inside an unquoted field: csv keeps it
         ("flow", [FLOW_LINE.replace(",TCP,", ',"TCP"x,')]),
