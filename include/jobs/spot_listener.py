@@ -197,7 +197,7 @@ def _arrow_schema(columns: Sequence[tuple[str, str]]) -> Any:
 
 
 def reading_schema(schema_json: str) -> Any:
-    """The message schema (JSON) as the listener reads it: its lines as ``bytes``, parsed by fastavro.
+    """The message schema (JSON) as the listener reads it (:func:`bytes_lines_schema`), parsed by fastavro.
 
     The lines are ``rows`` of the project's envelope and ``list`` of Spot's ``list.avsc``. Avro writes a
     string exactly as it writes bytes, so this reads the same data without decoding every line: the
@@ -206,6 +206,12 @@ def reading_schema(schema_json: str) -> Any:
     (:func:`spot_operators.listener_rows.inline_records`), not its whole message.
     """
     import fastavro
+
+    return fastavro.parse_schema(bytes_lines_schema(schema_json))
+
+
+def bytes_lines_schema(schema_json: str) -> dict[str, Any]:
+    """The message schema (JSON) with its lines (arrays of strings) declared as arrays of ``bytes``."""
 
     def as_bytes(avro_type: Any) -> Any:
         if isinstance(avro_type, list):  # a union, e.g. [array, null]
@@ -218,7 +224,7 @@ def reading_schema(schema_json: str) -> Any:
     for field in schema["fields"]:
         if field["name"] in ("rows", "list"):
             field["type"] = as_bytes(field["type"])
-    return fastavro.parse_schema(schema)
+    return schema
 
 
 class RejectedMessage(ValueError):

@@ -99,9 +99,13 @@ def _plain_body(body: str | bytes) -> bytes | None:
     break is left to :func:`typed_columns`: the parse fails on a row with too few fields, and its row
     count must equal the unit's (scanning the body for them too cost about 6% of the typing). Only a body
     with a quote pays for the per-line check of its quoting (and, as bytes, for a UTF-8 check; the
-    CSV parse checks the others). A string holding surrogate escapes raises ``UnicodeEncodeError``.
+    CSV parse checks the others). A string holding surrogate escapes (bytes that were not UTF-8, see
+    :func:`spot_operators.listener_rows.staged_text`) is ``None`` too: the row path names the bytes.
     """
-    data = body.encode("utf-8") if isinstance(body, str) else body
+    try:
+        data = body.encode("utf-8") if isinstance(body, str) else body
+    except UnicodeEncodeError:
+        return None
     if not data or data.startswith((b"\n", codecs.BOM_UTF8)) or data.endswith(b"\n"):
         return None
     if b"\r" in data or b"\x00" in data:
@@ -239,10 +243,7 @@ def typed_columns(data_type: str, body: bytes, rows: int) -> pa.Table | None:
 
 def typed_lines(data_type: str, lines: Any) -> pa.Table | None:
     """Typed columns of an INLINE message's lines, or ``None`` (type them row by row)."""
-    try:
-        body = lines_body(lines)
-    except UnicodeEncodeError:  # strings holding surrogate escapes: the row path names the bytes
-        return None
+    body = lines_body(lines)
     return None if body is None else typed_columns(data_type, body, len(lines))
 
 
@@ -252,8 +253,5 @@ def typed_text(data_type: str, text: str) -> pa.Table | None:
     ``None`` too for a text holding bytes that are not UTF-8 (surrogate escapes, see
     :func:`spot_operators.listener_rows.staged_text`): the row path quarantines just their records.
     """
-    try:
-        body = text_body(text)
-    except UnicodeEncodeError:
-        return None
+    body = text_body(text)
     return None if body is None else typed_columns(data_type, body, body.count(b"\n") + 1)

@@ -191,8 +191,7 @@ def inline_records(lines: Sequence[bytes | str | None]) -> Iterator[tuple[int, A
     """
     for line_no, line in enumerate(lines, 1):
         raw = staged_text(line) if isinstance(line, bytes) else line
-        utf8_error = _utf8_error(raw) if raw else None
-        if raw and utf8_error is not None:
+        if raw and (utf8_error := _utf8_error(raw)) is not None:
             yield line_no, _printable(raw), Quarantine(utf8_error)
         else:
             yield line_no, raw, split_line(raw or "")

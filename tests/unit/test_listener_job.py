@@ -10,7 +10,6 @@ to skip. No Spark: the functions are plain generators over Arrow record batches.
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -209,12 +208,9 @@ def encode_with_raw_lines(
 ) -> bytes:
     """``record`` encoded with ``lines`` written as they are (Avro writes a string as its bytes), so a
     line may hold bytes that are not UTF-8, as an edge collector that does not check could send."""
-    schema = json.loads(schema_json)
-    for field in schema["fields"]:
-        if field["name"] == lines_field:
-            field["type"] = json.loads(json.dumps(field["type"]).replace('"string"', '"bytes"'))
+    schema = fastavro.parse_schema(LISTENER.bytes_lines_schema(schema_json))
     buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, fastavro.parse_schema(schema), {**record, lines_field: lines})
+    fastavro.schemaless_writer(buffer, schema, {**record, lines_field: lines})
     return buffer.getvalue()
 
 
