@@ -9,10 +9,10 @@ The topic is read once (batch Kafka source) and cached, so every timed step meas
 
 * ``from_avro``: ``pyspark.sql.avro.functions.from_avro`` (built into spark-sql since Spark 4.1) with
   ``mode=PERMISSIVE``, then ``explode`` of the ``rows`` array, into the ``noop`` sink;
-* ``fastavro``: the listener's own :func:`spot_listener.decode_message` in ``mapInArrow``, then the
-  same ``explode``;
-* both again followed by the listener's row typing (:func:`spot_listener.type_units`), the part that
-  decoding feeds in a real batch.
+* ``fastavro``: the listener's own ``decode_message`` (:mod:`spot_operators.listener_messages`) in
+  ``mapInArrow``, then the same ``explode``;
+* both again followed by the listener's row typing (``type_units``, :mod:`spot_operators.listener_pass`),
+  the part that decoding feeds in a real batch.
 
 It also checks what each decoder does with broken values (truncated, garbage, empty, trailing bytes, a
 bad enum index): the listener must turn each into one quarantine row and never fail the batch.
@@ -30,8 +30,7 @@ from pathlib import Path
 from typing import Any
 
 JOBS_DIR = Path(__file__).resolve().parent
-LISTENER_FILE = JOBS_DIR / "spot_listener.py"
-sys.path.append(str(JOBS_DIR))  # spot_listener
+sys.path.append(str(JOBS_DIR))  # spot_listener (its _ship_code)
 sys.path.append(str(JOBS_DIR.parents[1] / "plugins"))  # spot_operators, if not on PYTHONPATH
 
 from spot_operators.job_support import spark_session, write_json_atomically  # noqa: E402
@@ -62,13 +61,14 @@ def decode_messages(
     batches: Any, data_type: str, message_format: str, schema_json: str, pipeline: str
 ) -> Any:
     """Kafka (value, topic, partition, offset) batches -> one decoded row per message (``mapInArrow``),
-    with the listener's own :func:`spot_listener.decode_message`: the fastavro half of the comparison."""
+    with the listener's own :func:`~spot_operators.listener_messages.decode_message`: the fastavro half."""
     import pyarrow as pa
 
-    from spot_listener import MESSAGE_COLUMNS, _arrow_schema, decode_message, reading_schema
+    from spot_operators.listener_messages import MESSAGE_COLUMNS, decode_message, reading_schema
+    from spot_operators.listener_pass import arrow_schema
 
     schema = reading_schema(schema_json)  # as the listener reads: lines as bytes
-    out = _arrow_schema((*MESSAGE_COLUMNS, *DECODED_EXTRA))
+    out = arrow_schema((*MESSAGE_COLUMNS, *DECODED_EXTRA))
     for batch in batches:
         columns = batch.to_pydict()
         rows = [
@@ -159,13 +159,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from pyspark.sql import functions as F
     from pyspark.sql.avro.functions import from_avro
 
-    from spot_listener import MESSAGE_COLUMNS, QUARANTINE_EXTRA, _ddl, _ship_code, type_units
+    from spot_listener import _ship_code
+    from spot_operators.listener_messages import MESSAGE_COLUMNS
+    from spot_operators.listener_pass import QUARANTINE_EXTRA, spark_ddl, type_units
     from spot_operators.listener_rows import table
 
     spark = spark_session("spot-bench-avro-decode")
     try:
-        spark.sparkContext.addPyFile(str(LISTENER_FILE))
-        _ship_code(spark)
+        _ship_code(spark)  # the listener's typing pass and its imports, for the executors
         schema_json = SCHEMA_FILE.read_text(encoding="utf-8")
         result: dict[str, Any] = {"failure_check": failure_check(spark, schema_json)}
 
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         envelope = raw.select(
             from_avro("value", schema_json, {"mode": "PERMISSIVE"}).alias("m"), "topic", "partition", "offset"
         )
-        decoded_ddl = _ddl((*MESSAGE_COLUMNS, *DECODED_EXTRA))
+        decoded_ddl = spark_ddl((*MESSAGE_COLUMNS, *DECODED_EXTRA))
         decode_args = ("flow", "ingest_v1", schema_json, "")
         fast = raw.mapInArrow(lambda it: decode_messages(it, *decode_args), decoded_ddl)
 
@@ -216,7 +217,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             F.when(F.col("m.schema_version").isNull(), F.lit("undecodable message")).alias("error"),
         )
         fast_units = fast.select(*(n for n, _ in MESSAGE_COLUMNS), "lines", null_text.alias("text"), "error")
-        out_ddl = _ddl(out_columns)
+        out_ddl = spark_ddl(out_columns)
 
         def typed(units: Any) -> Any:
             return units.mapInArrow(lambda it: type_units(it, "flow", out_columns), out_ddl)

@@ -8,7 +8,9 @@ Submitted with spark-submit (Kafka connector jars from ``spot_operators.spark_ja
         --checkpoint /user/spot/flow/checkpoints/listener --mode availableNow --result /tmp/r.json
 
 What one micro-batch (``foreachBatch(df, batch_id)``) does, in one Spark job per pass (two when the
-batch holds POINTER messages), with no shuffle and no cached frame:
+batch holds POINTER messages), with no shuffle and no cached frame. This file is the driver's side; the
+passes' tasks run :mod:`spot_operators.listener_pass` (decoding in
+:mod:`spot_operators.listener_messages`), which it ships to the executors (``SHIPPED_MODULES``):
 
 1. pass over the Kafka values (``mapInArrow``, :func:`listen_messages`): decode each with fastavro
    (``--message-format ingest_v1``: the project's envelope, ``include/schemas/spot_ingest_message.v1.avsc``;
@@ -74,63 +76,42 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("spot.jobs.spot_listener")
-
 PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
-SHIPPED_MODULES = ("__init__.py", "tables.py", "listener_rows.py", "listener_columns.py")
-"""What executors import (listener_columns depends on listener_rows, that on tables only): shipped
-as a zip with addPyFile."""
+sys.path.append(str(PLUGINS_DIR))  # spot_operators, if not on PYTHONPATH
 
-ARROW_TYPES = {
-    "STRING": "string",
-    "BIGINT": "int64",
-    "INT": "int32",
-    "SMALLINT": "int16",
-    "TINYINT": "int8",
-    "FLOAT": "float32",
-}
-MESSAGE_COLUMNS = (
-    ("topic", "STRING"),
-    ("kafka_partition", "INT"),
-    ("kafka_offset", "BIGINT"),
-    ("pipeline", "STRING"),
-    ("file_name", "STRING"),
-    ("file_digest", "STRING"),
-    ("segment_index", "INT"),
-    ("segment_count", "INT"),
-    ("expected_rows", "BIGINT"),
+from spot_operators.listener_messages import MESSAGE_NAMES, duplicates, message_key  # noqa: E402
+from spot_operators.listener_pass import (  # noqa: E402
+    BAD_COLUMNS,
+    PASS_COLUMNS,
+    arrow_schema,
+    listen_messages,
+    listen_texts,
+    refused_texts_report,
+    spark_ddl,
 )
-"""Provenance of every unit and row; ``expected_rows`` is what the publisher says the segment holds."""
-UNIT_EXTRA = (("lines", "ARRAY<STRING>"), ("text", "STRING"), ("error", "STRING"))
-QUARANTINE_EXTRA = (("line_no", "INT"), ("raw", "STRING"), ("reason", "STRING"))
+
+log = logging.getLogger("spot.jobs.spot_listener")
+SHIPPED_MODULES = (
+    "__init__.py",
+    "tables.py",
+    "listener_rows.py",
+    "listener_columns.py",
+    "listener_messages.py",
+    "listener_pass.py",
+)
+"""What executors import (the typing pass, what it types with, and their own imports): shipped as a
+zip with addPyFile. A unit test checks that they import no ``spot_operators`` module left out."""
+
 QUARANTINE_PARTITIONS = ("data_type", "y", "m", "d", "h")
-MESSAGE_NAMES = tuple(name for name, _ in MESSAGE_COLUMNS)
-ENTRY_IDENTITY = ("pipeline", "file_name", "file_digest", "segment_index", "segment_count", "expected_rows")
-"""Provenance in a load-log entry, before the hour (y, m, d, h) and the rows/quarantined counts."""
-BAD_COLUMNS = (
-    ("pipeline", "STRING"),
-    ("file_name", "STRING"),
-    ("file_digest", "STRING"),
-    ("segment_index", "INT"),
-    ("line_no", "INT"),
-    ("raw", "STRING"),
-    ("reason", "STRING"),
-)
-"""A quarantine row as the typing pass reports it (the driver maps it to the quarantine table)."""
-PASS_COLUMNS = (("kind", "STRING"), ("folder", "STRING"), ("data", "BINARY"))
-"""Output of a typing pass: ``file`` rows (an hour folder and its Parquet bytes), one ``report`` (JSON)."""
 BAD_LIMIT = 20_000
 """Quarantine rows one task reports to the driver; above it the driver recomputes them with Spark."""
 ARROW_MESSAGES_PER_BATCH = 4
 """Kafka messages per Arrow batch sent to a typing task (see :func:`run`)."""
-INLINE_GROUP_ROWS = 30_000
-"""Lines of consecutive INLINE messages a task types as one body (Arrow's fixed cost per call is
-then paid per group; a group that is not clean as a whole is typed message by message)."""
 HDFS_THREADS = 32
 """HDFS calls the driver makes at once (staged files, clearing and moving folders): each is a
 NameNode round trip, and a file's close waits for its block, so they overlap well."""
@@ -177,567 +158,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--test-pause-at", choices=PAUSE_POINTS, default="", help=argparse.SUPPRESS)
     parser.add_argument("--test-pause-marker", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
-
-
-def _ddl(columns: Sequence[tuple[str, str]]) -> str:
-    return ", ".join(f"`{name}` {hive_type}" for name, hive_type in columns)
-
-
-def _arrow_schema(columns: Sequence[tuple[str, str]]) -> Any:
-    import pyarrow as pa
-
-    def arrow_type(hive_type: str) -> Any:
-        if hive_type == "ARRAY<STRING>":
-            return pa.list_(pa.string())
-        if hive_type == "BINARY":
-            return pa.binary()
-        return getattr(pa, ARROW_TYPES[hive_type])()
-
-    return pa.schema([(name, arrow_type(hive_type)) for name, hive_type in columns])
-
-
-def reading_schema(schema_json: str) -> Any:
-    """The message schema (JSON) as the listener reads it (:func:`bytes_lines_schema`), parsed by fastavro.
-
-    The lines are ``rows`` of the project's envelope and ``list`` of Spot's ``list.avsc``. Avro writes a
-    string exactly as it writes bytes, so this reads the same data without decoding every line: the
-    columnar path's CSV parse checks a whole group's UTF-8 at once (fastavro took 0.033 s instead of
-    0.054 s for 41 flow messages), and a line that is not UTF-8 is quarantined alone
-    (:func:`spot_operators.listener_rows.inline_records`), not its whole message.
-    """
-    import fastavro
-
-    return fastavro.parse_schema(bytes_lines_schema(schema_json))
-
-
-def bytes_lines_schema(schema_json: str) -> dict[str, Any]:
-    """The message schema (JSON) with its lines (arrays of strings) declared as arrays of ``bytes``."""
-
-    def as_bytes(avro_type: Any) -> Any:
-        if isinstance(avro_type, list):  # a union, e.g. [array, null]
-            return [as_bytes(member) for member in avro_type]
-        if isinstance(avro_type, dict) and avro_type.get("type") == "array":
-            return {**avro_type, "items": "bytes"} if avro_type["items"] == "string" else avro_type
-        return avro_type
-
-    schema = json.loads(schema_json)
-    for field in schema["fields"]:
-        if field["name"] in ("rows", "list"):
-            field["type"] = as_bytes(field["type"])
-    return schema
-
-
-class RejectedMessage(ValueError):
-    """A message that decodes but cannot be loaded here (its reason goes to quarantine as is)."""
-
-
-# ---------------------------------------------------------------------------------------------------
-# Executor side: functions shipped by value (cloudpickle); they import only pyarrow, fastavro and
-# spot_operators.listener_rows/tables (from the zip).
-
-
-def decode_message(
-    value: bytes | None,
-    topic: str,
-    partition: int,
-    offset: int,
-    schema: Any,
-    data_type: str,
-    message_format: str,
-    pipeline: str,
-) -> dict[str, Any]:
-    """One Kafka message -> its provenance (``MESSAGE_COLUMNS``) plus kind, pointer_path, lines, error.
-
-    A value that does not decode, has an unknown schema version or another data type becomes
-    ``kind="ERROR"`` with the reason in ``error``; it never raises. ``schema`` is parsed by fastavro;
-    with :func:`reading_schema`'s, the lines are ``bytes``.
-    """
-    import io
-
-    import fastavro
-
-    where = f"kafka:{topic}:{partition}:{offset}"
-    record: dict[str, Any] = {
-        "topic": topic,
-        "kafka_partition": partition,
-        "kafka_offset": offset,
-        "pipeline": pipeline,
-        "file_name": where,
-        "file_digest": where,
-        "segment_index": 0,
-        "segment_count": 1,
-        "expected_rows": 0,
-        "kind": None,
-        "pointer_path": None,
-        "lines": None,
-        "error": None,
-    }
-    try:
-        if value is None:
-            raise ValueError("message has no value")
-        datum = fastavro.schemaless_reader(io.BytesIO(value), schema, None)
-        if not isinstance(datum, dict):
-            raise ValueError("not an Avro record")
-        if message_format == "spot_list":
-            lines = list(datum.get("list") or [])
-            record.update(kind="INLINE", lines=lines, expected_rows=len(lines))
-        else:
-            if datum.get("schema_version") != 1:
-                raise RejectedMessage(f"unknown schema version {datum.get('schema_version')!r}")
-            record.update(
-                pipeline=datum["pipeline"],
-                file_name=datum["file_name"],
-                file_digest=datum["file_digest"],
-                segment_index=datum["segment_index"],
-                segment_count=datum["segment_count"],
-                kind=datum["kind"],
-            )
-            if datum["data_type"] != data_type:
-                raise RejectedMessage(
-                    f"message of data type {datum['data_type']!r} on a {data_type!r} listener"
-                )
-            if datum["kind"] == "POINTER":
-                if not datum.get("pointer"):
-                    raise RejectedMessage("POINTER message without pointer")
-                record["pointer_path"] = datum["pointer"]["hdfs_path"]
-                record["expected_rows"] = datum["pointer"]["rows"]
-            else:
-                record["lines"] = list(datum["rows"])
-                record["expected_rows"] = len(record["lines"])
-    except RejectedMessage as exc:
-        record.update(kind="ERROR", lines=None, pointer_path=None, error=str(exc))
-    except Exception as exc:  # fastavro raises many types on garbage: all become quarantine
-        record.update(kind="ERROR", lines=None, pointer_path=None)
-        record["error"] = f"undecodable message: {type(exc).__name__}: {str(exc)[:300]}"
-    return record
-
-
-def unit_items(data_type: str, text: str | None, lines: Any, error: str | None) -> Iterator[Any]:
-    """A unit (an error, a message's lines or a staged CSV's text) -> its typed rows.
-
-    Yields one Arrow table (table columns then partition columns) for a unit the columnar path
-    (:mod:`spot_operators.listener_columns`) vouches for; otherwise ``(line_no, raw, values or
-    Quarantine)`` per record, the row path's, so quarantine reasons and line numbers are the row
-    path's. ``lines`` is a list of strings, an Arrow string array or None.
-    """
-    import pyarrow as pa
-
-    from spot_operators.listener_columns import typed_lines, typed_text
-    from spot_operators.listener_rows import Quarantine, csv_records, inline_records, typed_fields
-
-    if error is not None:
-        yield 0, "", Quarantine(error)
-        return
-    if text is not None:
-        fast = typed_text(data_type, text)
-    else:
-        fast = typed_lines(data_type, lines) if lines is not None else None
-    if fast is not None:
-        yield fast
-        return
-    items: Iterator[tuple[int, str, Any]]
-    if text is not None:
-        items = csv_records(text)
-    else:
-        items = inline_records(lines.to_pylist() if isinstance(lines, pa.Array) else (lines or []))
-    for line_no, raw, fields in items:
-        yield line_no, raw, fields if isinstance(fields, Quarantine) else typed_fields(data_type, fields)
-
-
-def type_units(
-    batches: Iterator[Any], data_type: str, out_columns: Sequence[tuple[str, str]]
-) -> Iterator[Any]:
-    """Units -> typed rows and quarantine rows, with provenance, in the units' order (``out_columns``).
-
-    The reference output of :func:`unit_items` (the unit tests compare the columnar and row paths
-    with it); the listener itself runs :func:`listen_texts` and :func:`listen_messages`.
-    """
-    import pyarrow as pa
-
-    from spot_operators.listener_rows import Quarantine
-
-    out_schema = _arrow_schema(out_columns)
-    width = len(out_columns) - len(MESSAGE_COLUMNS) - len(QUARANTINE_EXTRA)  # table + partition columns
-    value_names = out_schema.names[:width]
-    chunk = 8192
-
-    def empty() -> dict[str, list[Any]]:
-        return {name: [] for name in out_schema.names}
-
-    def columnar(typed: Any, provenance: Sequence[Any]) -> Iterator[Any]:
-        rows = typed.num_rows
-        arrays = [typed.column(name).combine_chunks() for name in value_names]
-        for (name, _), value in zip(MESSAGE_COLUMNS, provenance, strict=True):
-            kind = out_schema.field(name).type
-            arrays.append(pa.nulls(rows, kind) if value is None else pa.repeat(pa.scalar(value, kind), rows))
-        arrays.extend(pa.nulls(rows, out_schema.field(name).type) for name, _ in QUARANTINE_EXTRA)
-        whole = pa.Table.from_arrays(arrays, schema=out_schema)
-        yield from whole.to_batches(max_chunksize=chunk)
-
-    for batch in batches:
-        out = empty()
-        columns = {name: batch.column(name) for name in batch.schema.names}
-        errors, texts = columns["error"].to_pylist(), columns["text"].to_pylist()
-        identity = list(zip(*(columns[name].to_pylist() for name, _ in MESSAGE_COLUMNS), strict=True))
-        for index in range(batch.num_rows):
-            provenance = identity[index]
-            lines = columns["lines"][index]
-            for item in unit_items(
-                data_type, texts[index], lines.values if lines.is_valid else None, errors[index]
-            ):
-                if isinstance(item, pa.Table):
-                    if out["reason"]:
-                        yield pa.RecordBatch.from_pydict(out, schema=out_schema)
-                        out = empty()
-                    yield from columnar(item, provenance)
-                    continue
-                line_no, raw, typed = item
-                if isinstance(typed, Quarantine):
-                    values: Sequence[Any] = [None] * width
-                    extra = [line_no, raw, typed.reason]
-                else:
-                    values, extra = typed, [None, None, None]
-                for name, value in zip(value_names, values, strict=True):
-                    out[name].append(value)
-                for (name, _), value in zip(MESSAGE_COLUMNS, provenance, strict=True):
-                    out[name].append(value)
-                for (name, _), value in zip(QUARANTINE_EXTRA, extra, strict=True):
-                    out[name].append(value)
-                if len(out["reason"]) >= chunk:
-                    yield pa.RecordBatch.from_pydict(out, schema=out_schema)
-                    out = empty()
-        if out["reason"]:
-            yield pa.RecordBatch.from_pydict(out, schema=out_schema)
-
-
-def message_key(message: dict[str, Any]) -> tuple[str, int, int]:
-    return (message["topic"], message["kafka_partition"], message["kafka_offset"])
-
-
-def duplicates(messages: Iterable[dict[str, Any]]) -> frozenset[tuple[str, int, int]]:
-    """``(topic, partition, offset)`` of every message but the first of its ``(file_digest,
-    segment_index)``, first meaning the lowest ``(topic, partition, offset)``."""
-    first: dict[tuple[str, int], tuple[str, int, int]] = {}
-    every = set()
-    for message in messages:
-        key = message_key(message)
-        segment = (message["file_digest"], message["segment_index"])
-        every.add(key)
-        if segment not in first or key < first[segment]:
-            first[segment] = key
-    return frozenset(every - set(first.values()))
-
-
-class UnitSink:
-    """Types the units of one task and writes their good rows as Parquet, one file per hour.
-
-    The good rows are buffered as Arrow slices per hour partition and written with pyarrow: one file
-    per hour, the table's columns without the partition columns, as Spark's ``partitionBy`` lays
-    them out (:func:`hour_slices`). The task's report holds its messages, the load-log entries per
-    unit and hour, and the quarantine rows (up to ``bad_limit``; beyond it only ``overflow`` is set
-    and the driver types them again). With ``bad_only`` it yields the quarantine rows
-    (``BAD_COLUMNS``) instead.
-    """
-
-    chunk = 8192
-    flush_rows = 1_000_000  # buffered good rows that make the task write its files early
-
-    def __init__(
-        self, data_type: str, good_columns: Sequence[tuple[str, str]], bad_limit: int, bad_only: bool
-    ):
-        self.data_type = data_type
-        self.good_schema = _arrow_schema(good_columns)
-        self.schema = _arrow_schema(BAD_COLUMNS) if bad_only else self.good_schema
-        self.partitions = list(self.good_schema.names[-4:])  # y, m, d, h
-        self.bad_limit = bad_limit
-        self.bad_only = bad_only
-        self.pending: dict[str, list[Any]] = {name: [] for name in self.schema.names}
-        self.by_hour: dict[tuple[Any, ...], list[Any]] = {}  # good rows not written yet, per hour
-        self.good_rows = 0
-        self.report: dict[str, Any] = {"messages": [], "entries": [], "bad": [], "overflow": False}
-        self.bad_count = 0
-
-    def _pending_batch(self) -> Iterator[Any]:
-        import pyarrow as pa
-
-        if self.pending[self.schema.names[0]]:
-            yield pa.RecordBatch.from_pydict(self.pending, schema=self.schema)
-            self.pending = {name: [] for name in self.schema.names}
-
-    def _buffer(self, table: Any) -> None:
-        """Add good rows (a table or a record batch) to the per-hour buffer."""
-        import pyarrow as pa
-
-        if isinstance(table, pa.RecordBatch):
-            table = pa.Table.from_batches([table])
-        for hour, rows in hour_slices(table, self.partitions):
-            self.by_hour.setdefault(hour, []).append(rows)
-            self.good_rows += rows.num_rows
-
-    def _keep(self, table: Any) -> Iterator[Any]:
-        """Buffer good rows; write the files when the buffer is full."""
-        self._buffer(table)
-        if self.good_rows >= self.flush_rows:
-            yield from self.files()
-
-    def files(self) -> Iterator[Any]:
-        """Output rows ``("file", folder, parquet bytes)`` of the buffered good rows, one per hour."""
-        import pyarrow as pa
-
-        for batch in list(self._pending_batch()):
-            self._buffer(batch)
-        by_hour, self.by_hour, self.good_rows = self.by_hour, {}, 0
-        for hour in sorted(by_hour):
-            rows = pa.concat_tables([t.cast(self.good_schema) for t in by_hour[hour]])
-            folder, data = parquet_file(self.partitions, hour, rows)
-            yield pa.RecordBatch.from_pydict(
-                {"kind": ["file"], "folder": [folder], "data": [data]}, schema=_arrow_schema(PASS_COLUMNS)
-            )
-
-    def finish(self, report: bool = True) -> Iterator[Any]:
-        """The rest of the output: the last files and the report (or the last quarantine rows)."""
-        import pyarrow as pa
-
-        if self.bad_only:
-            yield from self._pending_batch()
-            return
-        yield from self.files()
-        if report:
-            data = json.dumps(self.report).encode()
-            yield pa.RecordBatch.from_pydict(
-                {"kind": ["report"], "folder": [None], "data": [data]}, schema=_arrow_schema(PASS_COLUMNS)
-            )
-
-    def _entries(self, ident: dict[str, Any], counts: dict[tuple[Any, ...], list[int]]) -> None:
-        """The load-log entries of one unit: its rows and quarantined lines per hour."""
-        key = [ident["topic"], ident["kafka_partition"], ident["kafka_offset"]]
-        for hour, (rows, quarantined) in counts.items():
-            entry = {name: ident[name] for name in ENTRY_IDENTITY}
-            entry.update(zip("ymdh", hour, strict=True))
-            entry.update(rows=rows, quarantined=quarantined)
-            self.report["entries"].append([key, entry])
-
-    def _typed(self, idents: Sequence[dict[str, Any]], sizes: Sequence[int], typed: Any) -> Iterator[Any]:
-        """Count and keep ``typed``: the typed rows of the units ``idents``, ``sizes`` rows each, in order.
-
-        One group-by over (unit, hour) gives every unit's entries; the rows are split by hour once.
-        """
-        import pyarrow as pa
-
-        units = pa.array([n for n, size in enumerate(sizes) for _ in range(size)], pa.int32())
-        keys = typed.select(self.partitions).append_column("unit", units)
-        counts: list[dict[tuple[Any, ...], list[int]]] = [{} for _ in idents]
-        grouped = keys.group_by(["unit", *self.partitions], use_threads=False).aggregate([("unit", "count")])
-        for group in grouped.to_pylist():
-            hour = tuple(str(group[n]) for n in self.partitions)
-            counts[group["unit"]][hour] = [group["unit_count"], 0]
-        for ident, unit_counts in zip(idents, counts, strict=True):
-            self._entries(ident, unit_counts)
-        if not self.bad_only:
-            yield from self._keep(typed)
-
-    def messages(self, records: Sequence[dict[str, Any]]) -> Iterator[Any]:
-        """Type several INLINE messages (each with lines, no error) together, as one body.
-
-        Arrow's per-call cost then falls on the group, not on each message. When the group is not
-        clean as a whole, each message is typed on its own (:meth:`unit`), so its quarantine
-        reasons and line numbers are those of the row path.
-        """
-        from spot_operators.listener_columns import typed_lines
-
-        if not records:
-            return
-        typed = None
-        if len(records) > 1:
-            typed = typed_lines(self.data_type, [line for r in records for line in r["lines"]])
-        if typed is None:
-            for record in records:
-                yield from self.unit(record, None, record["lines"], None)
-            return
-        yield from self._typed(records, [len(r["lines"]) for r in records], typed)
-
-    def unit(self, ident: dict[str, Any], text: str | None, lines: Any, error: str | None) -> Iterator[Any]:
-        """Type one unit of the message ``ident`` (its ``MESSAGE_COLUMNS``); yield any full output."""
-        import pyarrow as pa
-
-        from spot_operators.listener_rows import Quarantine
-
-        counts: dict[tuple[Any, ...], list[int]] = {}
-        no_hour = (None, None, None, None)
-        key = [ident["topic"], ident["kafka_partition"], ident["kafka_offset"]]
-        for item in unit_items(self.data_type, text, lines, error):
-            if isinstance(item, pa.Table):
-                yield from self._typed([ident], [item.num_rows], item)
-                continue
-            line_no, raw, typed = item
-            if isinstance(typed, Quarantine):
-                counts.setdefault(no_hour, [0, 0])[1] += 1
-                bad = (
-                    ident["pipeline"],
-                    ident["file_name"],
-                    ident["file_digest"],
-                    ident["segment_index"],
-                    line_no,
-                    raw,
-                    typed.reason,
-                )
-                if self.bad_only:
-                    for name, value in zip(self.schema.names, bad, strict=True):
-                        self.pending[name].append(value)
-                else:
-                    self.bad_count += 1
-                    if self.bad_count > self.bad_limit:
-                        self.report["overflow"], self.report["bad"] = True, []
-                    elif not self.report["overflow"]:
-                        self.report["bad"].append([key, bad])
-            else:
-                counts.setdefault(tuple(str(v) for v in typed[-4:]), [0, 0])[0] += 1
-                if not self.bad_only:
-                    for name, value in zip(self.schema.names, typed, strict=True):
-                        self.pending[name].append(value)
-            if len(self.pending[self.schema.names[0]]) >= self.chunk:
-                batches = list(self._pending_batch())
-                if self.bad_only:
-                    yield from batches
-                else:
-                    for batch in batches:
-                        yield from self._keep(batch)
-        if counts:
-            self._entries(ident, counts)
-
-
-def hour_slices(table: Any, partitions: Sequence[str]) -> list[tuple[tuple[Any, ...], Any]]:
-    """``(partition values, rows)`` per distinct hour of ``table``, in ascending hour order.
-
-    One Arrow group-by finds the hours and their sizes (no per-row Python); the rows are sorted
-    only when there is more than one hour, and each hour's rows are then a zero-copy slice.
-    """
-    import pyarrow.compute as pc
-
-    def runs(rows: Any) -> list[dict[str, Any]]:  # distinct keys in order of appearance, with sizes
-        return (
-            rows.group_by(list(partitions), use_threads=False)
-            .aggregate([(partitions[0], "count")])
-            .to_pylist()
-        )
-
-    hours = runs(table)
-    if len(hours) > 1:
-        table = table.take(pc.sort_indices(table, sort_keys=[(name, "ascending") for name in partitions]))
-        hours = runs(table)
-    slices, start = [], 0
-    for hour in hours:
-        size = hour[f"{partitions[0]}_count"]
-        slices.append((tuple(hour[name] for name in partitions), table.slice(start, size)))
-        start += size
-    return slices
-
-
-def parquet_file(partitions: Sequence[str], hour: tuple[Any, ...], rows: Any) -> tuple[str, bytes]:
-    """``(folder, Parquet bytes)`` of one hour's rows, as Spark's ``partitionBy`` writes them:
-    ``y=2023/m=1/d=25/h=18``, the partition columns left out."""
-    import io
-
-    import pyarrow.parquet as pq
-
-    buffer = io.BytesIO()
-    pq.write_table(rows.drop_columns(list(partitions)), buffer)
-    return "/".join(f"{n}={v}" for n, v in zip(partitions, hour, strict=True)), buffer.getvalue()
-
-
-def parquet_files(table: Any, partitions: Sequence[str]) -> list[tuple[str, bytes]]:
-    """:func:`parquet_file` of every hour of ``table``, in ascending hour order."""
-    return [parquet_file(partitions, hour, rows) for hour, rows in hour_slices(table, partitions)]
-
-
-def listen_messages(
-    batches: Iterator[Any],
-    data_type: str,
-    message_format: str,
-    schema_json: str,
-    pipeline: str,
-    good_columns: Sequence[tuple[str, str]],
-    skip: frozenset[tuple[str, int, int]],
-    bad_limit: int,
-    bad_only: bool = False,
-) -> Iterator[Any]:
-    """Kafka (value, topic, partition, offset) -> Parquet files of the INLINE messages' good rows
-    and the task's report (``PASS_COLUMNS``, ``mapInArrow``).
-
-    Decodes each message (:func:`decode_message`) and types its lines in the same pass; messages
-    whose ``(topic, partition, offset)`` is in ``skip`` (duplicates) are left out. POINTER messages
-    only go to the report.
-    """
-    schema = reading_schema(schema_json)
-    sink = UnitSink(data_type, good_columns, bad_limit, bad_only)
-    group: list[dict[str, Any]] = []  # INLINE messages typed together, in message order
-    group_rows = 0
-    for batch in batches:
-        columns = batch.to_pydict()
-        for value, topic, partition, offset in zip(
-            columns["value"], columns["topic"], columns["partition"], columns["offset"], strict=True
-        ):
-            if (topic, partition, offset) in skip:
-                continue
-            record = decode_message(
-                value, topic, partition, offset, schema, data_type, message_format, pipeline
-            )
-            sink.report["messages"].append({n: record[n] for n in (*MESSAGE_NAMES, "kind", "pointer_path")})
-            if record["kind"] == "POINTER":
-                continue
-            if record["error"] is None and record["lines"]:
-                group.append(record)
-                group_rows += len(record["lines"])
-                if group_rows >= INLINE_GROUP_ROWS:
-                    yield from sink.messages(group)
-                    group, group_rows = [], 0
-                continue
-            yield from sink.messages(group)
-            group, group_rows = [], 0
-            yield from sink.unit(record, None, record["lines"], record["error"])
-    yield from sink.messages(group)
-    yield from sink.finish()
-
-
-def listen_texts(
-    batches: Iterator[Any],
-    data_type: str,
-    good_columns: Sequence[tuple[str, str]],
-    units_by_uri: dict[str, list[dict[str, Any]]],
-    bad_limit: int,
-    bad_only: bool = False,
-) -> Iterator[Any]:
-    """Staged CSV texts (``uri``, ``text``) -> Parquet files and the report, like
-    :func:`listen_messages`: each text typed once per POINTER message naming it (``units_by_uri``:
-    the messages' ``MESSAGE_COLUMNS`` by the file's URI). Each text is taken as bytes (Spark does
-    not check that a file is UTF-8): one that is not all UTF-8 loses only its records with the bad
-    bytes (:func:`staged_text`), not the batch."""
-    import pyarrow as pa
-
-    from spot_operators.listener_rows import staged_text
-
-    sink = UnitSink(data_type, good_columns, bad_limit, bad_only)
-    for batch in batches:
-        uris = batch.column("uri").to_pylist()
-        # The same buffers seen as binary (no copy; a cast to binary in Spark would copy each text
-        # once more in the JVM's heap, which a big staged CSV needs about ten times its size of).
-        contents = batch.column("text").view(pa.binary()).to_pylist()
-        for uri, data in zip(uris, contents, strict=True):
-            text = staged_text(data)
-            for ident in units_by_uri[uri]:
-                yield from sink.unit(ident, text, None, None)
-    yield from sink.finish()
-
-
-def refused_texts_report(
-    data_type: str, good_columns: Sequence[tuple[str, str]], refused: Sequence[tuple[dict[str, Any], str]]
-) -> dict[str, Any]:
-    """The report of POINTER messages whose staged CSV is refused (``(message, error)``): each is one
-    quarantine row, typed as a unit with that error (no Spark job for it)."""
-    sink = UnitSink(data_type, good_columns, len(refused), False)
-    for ident, error in refused:
-        list(sink.unit(ident, None, None, error))  # an error unit has no good rows: nothing is yielded
-    return sink.report
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -919,7 +339,7 @@ class Listener:
         decode_args = (args.data_type, args.message_format, self.schema_json, args.pipeline, good_columns)
 
         def messages_frame(skip: frozenset[Any], bad_only: bool = False) -> Any:
-            ddl = _ddl(BAD_COLUMNS if bad_only else PASS_COLUMNS)
+            ddl = spark_ddl(BAD_COLUMNS if bad_only else PASS_COLUMNS)
             return kafka.mapInArrow(
                 lambda it: listen_messages(it, *decode_args, skip, BAD_LIMIT, bad_only), ddl
             )
@@ -949,7 +369,7 @@ class Listener:
         data_type = args.data_type  # not self: it holds the JVM
 
         def texts_frame(bad_only: bool = False) -> Any:
-            ddl = _ddl(BAD_COLUMNS if bad_only else PASS_COLUMNS)
+            ddl = spark_ddl(BAD_COLUMNS if bad_only else PASS_COLUMNS)
             return texts.mapInArrow(
                 lambda it: listen_texts(it, data_type, good_columns, units_by_uri, BAD_LIMIT, bad_only), ddl
             )
@@ -1118,7 +538,7 @@ class Listener:
         """The reported quarantine rows (``BAD_COLUMNS``) as a DataFrame."""
         import pyarrow as pa
 
-        schema = _arrow_schema(BAD_COLUMNS)
+        schema = arrow_schema(BAD_COLUMNS)
         table = pa.Table.from_pylist(
             [dict(zip(schema.names, row, strict=True)) for row in bad], schema=schema
         )
@@ -1314,7 +734,7 @@ def _split_table(table: str) -> tuple[str, str]:
 
 
 def _ship_code(spark: Any) -> None:
-    """Give executors spot_operators.listener_columns, listener_rows and tables (a zip, addPyFile)."""
+    """Give executors the typing pass and what it imports (``SHIPPED_MODULES``, a zip, addPyFile)."""
     import spot_operators
 
     package = Path(spot_operators.__file__).resolve().parent
@@ -1374,10 +794,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
-    try:
-        import spot_operators  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, str(PLUGINS_DIR))
     try:
         counts = run(args)
     except Exception:

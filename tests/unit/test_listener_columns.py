@@ -8,6 +8,7 @@ fast path as with it switched off, quarantine reasons and line numbers included.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import shutil
 import struct
@@ -17,8 +18,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from spot_operators import listener_columns
+from spot_operators import listener_pass
 from spot_operators.listener_columns import ARROW_TYPES, lines_body, text_body, typed_lines, typed_text
+from spot_operators.listener_messages import MESSAGE_COLUMNS
+from spot_operators.listener_pass import QUARANTINE_EXTRA, UNIT_EXTRA, arrow_schema, type_units
 from spot_operators.listener_rows import Quarantine, csv_records, split_line, typed_fields, typed_row
 from spot_operators.segments import csv_line
 from spot_operators.tables import DNS, FLOW, PROXY, TABLES
@@ -80,7 +83,7 @@ def _with(data_type: str, line: str, column: str, value: str) -> str:
 
 # --- type_units with and without the fast path ---------------------------------------------------------
 
-UNIT_COLUMNS = (*LISTENER.MESSAGE_COLUMNS, *LISTENER.UNIT_EXTRA)
+UNIT_COLUMNS = (*MESSAGE_COLUMNS, *UNIT_EXTRA)
 
 
 def _unit(
@@ -104,20 +107,27 @@ def _unit(
 
 def _type_units(data_type: str, units: list[dict[str, Any]]) -> pa.Table:
     spec = TABLES[data_type]
-    out_columns = (*spec.columns, *spec.partitions, *LISTENER.MESSAGE_COLUMNS, *LISTENER.QUARANTINE_EXTRA)
-    batch = pa.RecordBatch.from_pylist(units, schema=LISTENER._arrow_schema(UNIT_COLUMNS))
-    out = list(LISTENER.type_units(iter([batch]), data_type, out_columns))
-    return pa.Table.from_batches(out, schema=LISTENER._arrow_schema(out_columns))
+    out_columns = (*spec.columns, *spec.partitions, *MESSAGE_COLUMNS, *QUARANTINE_EXTRA)
+    batch = pa.RecordBatch.from_pylist(units, schema=arrow_schema(UNIT_COLUMNS))
+    out = list(type_units(iter([batch]), data_type, out_columns))
+    return pa.Table.from_batches(out, schema=arrow_schema(out_columns))
 
 
 def _both(
     monkeypatch: pytest.MonkeyPatch, data_type: str, units: list[dict[str, Any]]
 ) -> tuple[pa.Table, pa.Table]:
     fast = _type_units(data_type, units)
-    with monkeypatch.context() as patch:
-        patch.setattr(listener_columns, "typed_lines", lambda *_: None)
-        patch.setattr(listener_columns, "typed_text", lambda *_: None)
+    declined: list[str] = []
+
+    def decline(*_: Any) -> None:
+        declined.append("unit")
+
+    with monkeypatch.context() as patch:  # the names the typing pass calls, so the row path types all
+        patch.setattr(listener_pass, "typed_lines", decline)
+        patch.setattr(listener_pass, "typed_text", decline)
         slow = _type_units(data_type, units)
+    typable = [u for u in units if u["error"] is None and (u["lines"] is not None or u["text"] is not None)]
+    assert len(declined) == len(typable), "the fast path was not switched off for every unit"
     return fast, slow
 
 
@@ -353,8 +363,34 @@ def test_bodies_are_the_records_one_per_line() -> None:
     assert typed_lines("flow", [FLOW_LINE, FLOW_LINE.replace(",", ",\udcff", 1)]) is None  # surrogate escape
 
 
-def test_arrow_types_match_the_listener() -> None:
-    assert ARROW_TYPES == {k: getattr(pa, v)() for k, v in LISTENER.ARROW_TYPES.items()}
-    assert "listener_columns.py" in LISTENER.SHIPPED_MODULES
+def test_every_table_type_has_an_arrow_type() -> None:
     for spec in (FLOW, DNS, PROXY):
         assert all(t in ARROW_TYPES for _, t in (*spec.columns, *spec.partitions))
+
+
+def _package_imports(module: Path) -> set[str]:
+    """The ``spot_operators`` modules ``module`` imports, anywhere in it (as file names)."""
+    found = set()
+    for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            dotted = [f"{node.module}.{alias.name}" for alias in node.names] if node.module else []
+        elif isinstance(node, ast.Import):
+            dotted = [alias.name for alias in node.names]
+        else:
+            continue
+        found |= {f"{name.split('.')[1]}.py" for name in dotted if name.startswith("spot_operators.")}
+    return found
+
+
+def test_the_listener_ships_every_module_its_executors_import() -> None:
+    """Executors import only the zip the listener ships: a module the typing pass imports but the zip
+    lacks would fail every batch on a cluster (locally the plugins folder may hide it)."""
+    package = ROOT / "plugins" / "spot_operators"
+    shipped = set(LISTENER.SHIPPED_MODULES)
+    assert {"__init__.py", "listener_pass.py"} <= shipped
+    for module in sorted(shipped):
+        missing = _package_imports(package / module) - shipped
+        assert not missing, f"{module} imports {sorted(missing)}, which the listener does not ship"
+    # The functions the driver hands to mapInArrow come from the shipped modules.
+    for function in (LISTENER.listen_messages, LISTENER.listen_texts):
+        assert f"{function.__module__.split('.')[-1]}.py" in shipped

@@ -29,6 +29,27 @@ from spot_operators.envelope import (
     encode_spot_list,
     load_schema,
 )
+from spot_operators.listener_messages import (
+    MESSAGE_COLUMNS,
+    MESSAGE_NAMES,
+    bytes_lines_schema,
+    decode_message,
+    duplicates,
+    message_key,
+)
+from spot_operators.listener_pass import (
+    BAD_COLUMNS,
+    ENTRY_IDENTITY,
+    PASS_COLUMNS,
+    QUARANTINE_EXTRA,
+    UNIT_EXTRA,
+    arrow_schema,
+    listen_messages,
+    listen_texts,
+    parquet_files,
+    refused_texts_report,
+    type_units,
+)
 from spot_operators.tables import TABLES
 from tests.unit.test_listener_columns import LISTENER, _with
 from tests.unit.test_listener_rows import FLOW_LINE
@@ -98,8 +119,8 @@ def _run(frames: list[pa.RecordBatch], bad_only: bool) -> tuple[pa.Table, dict[s
     import pyarrow.parquet as pq
 
     if bad_only:
-        return pa.Table.from_batches(frames, schema=LISTENER._arrow_schema(LISTENER.BAD_COLUMNS)), {}
-    out = pa.Table.from_batches(frames, schema=LISTENER._arrow_schema(LISTENER.PASS_COLUMNS)).to_pylist()
+        return pa.Table.from_batches(frames, schema=arrow_schema(BAD_COLUMNS)), {}
+    out = pa.Table.from_batches(frames, schema=arrow_schema(PASS_COLUMNS)).to_pylist()
     reports = [__import__("json").loads(r["data"]) for r in out if r["kind"] == "report"]
     assert len(reports) == 1
     parts = []
@@ -109,10 +130,10 @@ def _run(frames: list[pa.RecordBatch], bad_only: bool) -> tuple[pa.Table, dict[s
             hour = dict(part.split("=") for part in r["folder"].split("/"))
             assert list(hour) == ["y", "m", "d", "h"]
             for name, kind in TABLES["flow"].partitions:
-                value = pa.scalar(int(hour[name]), LISTENER._arrow_schema([(name, kind)]).field(0).type)
+                value = pa.scalar(int(hour[name]), arrow_schema([(name, kind)]).field(0).type)
                 table = table.append_column(name, pa.repeat(value, table.num_rows))
             parts.append(table)
-    schema = LISTENER._arrow_schema(_good_columns("flow"))
+    schema = arrow_schema(_good_columns("flow"))
     good = pa.concat_tables([t.cast(schema) for t in parts]) if parts else schema.empty_table()
     return good, reports[0]
 
@@ -124,7 +145,7 @@ def _listen(
     bad_only: bool = False,
     message_format: str = "ingest_v1",
 ) -> tuple[pa.Table, dict[str, Any]]:
-    frames = LISTENER.listen_messages(
+    frames = listen_messages(
         iter([batch.slice(0, 4), batch.slice(4)]),
         "flow",
         message_format,
@@ -143,33 +164,31 @@ def _reference(batch: pa.RecordBatch, message_format: str = "ingest_v1") -> dict
     schema = fastavro.parse_schema(__import__("json").loads(_schema_json(message_format)))
     pipeline = "edge" if message_format == "spot_list" else ""
     decoded = [
-        LISTENER.decode_message(v, t, p, o, schema, "flow", message_format, pipeline)
+        decode_message(v, t, p, o, schema, "flow", message_format, pipeline)
         for v, t, p, o in zip(*(batch.column(n).to_pylist() for n in batch.schema.names), strict=True)
     ]
     first: dict[Any, Any] = {}
     for d in decoded:
         key = (d["file_digest"], d["segment_index"])
-        if key not in first or LISTENER.message_key(d) < LISTENER.message_key(first[key]):
+        if key not in first or message_key(d) < message_key(first[key]):
             first[key] = d
-    unique = sorted(first.values(), key=LISTENER.message_key)
+    unique = sorted(first.values(), key=message_key)
     units = [
-        {**{n: d[n] for n in LISTENER.MESSAGE_NAMES}, "lines": d["lines"], "text": None, "error": d["error"]}
+        {**{n: d[n] for n in MESSAGE_NAMES}, "lines": d["lines"], "text": None, "error": d["error"]}
         for d in unique
         if d["kind"] != "POINTER"
     ]
     spec = TABLES["flow"]
-    out_columns = (*spec.columns, *spec.partitions, *LISTENER.MESSAGE_COLUMNS, *LISTENER.QUARANTINE_EXTRA)
-    unit_batch = pa.RecordBatch.from_pylist(
-        units, schema=LISTENER._arrow_schema((*LISTENER.MESSAGE_COLUMNS, *LISTENER.UNIT_EXTRA))
-    )
+    out_columns = (*spec.columns, *spec.partitions, *MESSAGE_COLUMNS, *QUARANTINE_EXTRA)
+    unit_batch = pa.RecordBatch.from_pylist(units, schema=arrow_schema((*MESSAGE_COLUMNS, *UNIT_EXTRA)))
     typed = pa.Table.from_batches(
-        list(LISTENER.type_units(iter([unit_batch]), "flow", out_columns)),
-        schema=LISTENER._arrow_schema(out_columns),
+        list(type_units(iter([unit_batch]), "flow", out_columns)),
+        schema=arrow_schema(out_columns),
     ).to_pylist()
     entries: Counter[Any] = Counter()
     for row in typed:
         hour = tuple(None if row[n] is None else str(row[n]) for n in "ymdh")
-        key = (*(row[n] for n in LISTENER.ENTRY_IDENTITY), *hour)
+        key = (*(row[n] for n in ENTRY_IDENTITY), *hour)
         entries[(*key, "rows" if row["reason"] is None else "quarantined")] += 1
     good_names = [n for n, _ in _good_columns("flow")]
     return {
@@ -196,7 +215,7 @@ def _reference(batch: pa.RecordBatch, message_format: str = "ingest_v1") -> dict
 def _entry_counts(entries: list[dict[str, Any]]) -> Counter[Any]:
     counts: Counter[Any] = Counter()
     for e in entries:
-        key = (*(e[n] for n in LISTENER.ENTRY_IDENTITY), *(e[n] for n in "ymdh"))
+        key = (*(e[n] for n in ENTRY_IDENTITY), *(e[n] for n in "ymdh"))
         for what in ("rows", "quarantined"):
             if e[what]:
                 counts[(*key, what)] += e[what]
@@ -208,7 +227,7 @@ def encode_with_raw_lines(
 ) -> bytes:
     """``record`` encoded with ``lines`` written as they are (Avro writes a string as its bytes), so a
     line may hold bytes that are not UTF-8, as an edge collector that does not check could send."""
-    schema = fastavro.parse_schema(LISTENER.bytes_lines_schema(schema_json))
+    schema = fastavro.parse_schema(bytes_lines_schema(schema_json))
     buffer = io.BytesIO()
     fastavro.schemaless_writer(buffer, schema, {**record, lines_field: lines})
     return buffer.getvalue()
@@ -246,11 +265,9 @@ def test_single_pass_equals_the_reference_pipeline(message_format: str) -> None:
     want = _reference(batch, message_format)
 
     _, first = _listen(batch, message_format=message_format)
-    assert [LISTENER.message_key(m) for m in first["messages"]] == [
-        LISTENER.message_key(d) for d in want["decoded"]
-    ]
-    skip = LISTENER.duplicates(first["messages"])
-    assert skip == frozenset(LISTENER.message_key(d) for d in want["decoded"] if d not in want["unique"])
+    assert [message_key(m) for m in first["messages"]] == [message_key(d) for d in want["decoded"]]
+    skip = duplicates(first["messages"])
+    assert skip == frozenset(message_key(d) for d in want["decoded"] if d not in want["unique"])
     assert len(skip) == (1 if message_format == "ingest_v1" else 0)
 
     good, report = _listen(batch, skip=skip, message_format=message_format)
@@ -275,17 +292,17 @@ def test_consecutive_messages_typed_together_equal_the_reference(
     """Clean INLINE messages in a row are typed as one body (up to ``INLINE_GROUP_ROWS`` lines); a
     group with a bad line, and messages around an error, give exactly the reference's rows, entries
     and quarantine rows."""
-    import spot_operators.listener_columns as columns
+    import spot_operators.listener_pass as listener_pass
 
     calls: list[int] = []
-    typed_lines = columns.typed_lines
+    typed_lines = listener_pass.typed_lines
 
     def counting(data_type: str, lines: Any) -> Any:
         calls.append(len(lines))
         return typed_lines(data_type, lines)
 
-    monkeypatch.setattr(columns, "typed_lines", counting)
-    monkeypatch.setattr(LISTENER, "INLINE_GROUP_ROWS", group_rows)
+    monkeypatch.setattr(listener_pass, "typed_lines", counting)
+    monkeypatch.setattr("spot_operators.listener_pass.INLINE_GROUP_ROWS", group_rows)
     values = [encode_message(_inline(GOOD * k, f"d-{k}")) for k in (1, 2, 3)]  # 2, 4 and 6 lines
     values += [
         b"junk",
@@ -355,15 +372,13 @@ def test_quarantine_rows_above_the_limit_only_set_overflow() -> None:
 
 def test_pointer_texts_are_typed_like_messages() -> None:
     text = "\n".join([*GOOD, *BAD]) + "\n"
-    ident = {
-        n: v for n, v in zip(LISTENER.MESSAGE_NAMES, ["t", 1, 7, "it", "big", "d-p", 0, 1, 5], strict=True)
-    }
+    ident = {n: v for n, v in zip(MESSAGE_NAMES, ["t", 1, 7, "it", "big", "d-p", 0, 1, 5], strict=True)}
     uri = "hdfs://nn:8020/spot/flow/stage/big%20one.csv"
     texts = pa.RecordBatch.from_pylist(
         [{"uri": uri, "text": text}], schema=pa.schema([("uri", pa.string()), ("text", pa.string())])
     )
     again = {**ident, "kafka_offset": 9, "file_digest": "d-again"}  # a second message naming the same file
-    out = LISTENER.listen_texts(iter([texts]), "flow", _good_columns("flow"), {uri: [ident, again]}, 100)
+    out = listen_texts(iter([texts]), "flow", _good_columns("flow"), {uri: [ident, again]}, 100)
     good, report = _run(list(out), False)
     assert good.num_rows == 3 * 2
     assert sorted((row[2], row[4], row[6]) for _, row in report["bad"]) == [
@@ -386,13 +401,11 @@ def test_pointer_texts_are_typed_like_messages() -> None:
 
 def test_staged_csv_bytes_that_are_not_utf8_cost_only_their_line() -> None:
     lines = [line.encode() for line in GOOD] + [_with("flow", FLOW_LINE, "proto", "T\xffP").encode("latin-1")]
-    ident = {
-        n: v for n, v in zip(LISTENER.MESSAGE_NAMES, ["t", 1, 7, "it", "big", "d-p", 0, 1, 3], strict=True)
-    }
+    ident = {n: v for n, v in zip(MESSAGE_NAMES, ["t", 1, 7, "it", "big", "d-p", 0, 1, 3], strict=True)}
     data = pa.array([b"\n".join(lines) + b"\n"], pa.binary())  # as Spark sends it: a string, unchecked
     text = pa.Array.from_buffers(pa.string(), 1, data.buffers())
     texts = pa.RecordBatch.from_arrays([pa.array(["u"]), text], names=["uri", "text"])
-    out = LISTENER.listen_texts(iter([texts]), "flow", _good_columns("flow"), {"u": [ident]}, 100)
+    out = listen_texts(iter([texts]), "flow", _good_columns("flow"), {"u": [ident]}, 100)
     good, report = _run(list(out), False)
     assert good.num_rows == 2
     [(_, bad)] = report["bad"]
@@ -462,10 +475,8 @@ def test_staged_files_too_big_for_a_task_heap_are_named_in_a_warning() -> None:
 
 
 def test_missing_staged_csv_is_one_quarantine_row() -> None:
-    ident = {
-        n: v for n, v in zip(LISTENER.MESSAGE_NAMES, ["t", 1, 8, "it", "big", "d-gone", 0, 1, 5], strict=True)
-    }
-    report = LISTENER.refused_texts_report("flow", _good_columns("flow"), [(ident, "gone")])
+    ident = {n: v for n, v in zip(MESSAGE_NAMES, ["t", 1, 8, "it", "big", "d-gone", 0, 1, 5], strict=True)}
+    report = refused_texts_report("flow", _good_columns("flow"), [(ident, "gone")])
     assert [list(row) for _, row in report["bad"]] == [["it", "big", "d-gone", 0, 0, "", "gone"]]
     assert [(k, e["rows"], e["quarantined"], e["h"]) for k, e in report["entries"]] == [
         (["t", 1, 8], 0, 1, None)
@@ -483,20 +494,20 @@ def test_duplicates_keep_the_lowest_topic_partition_offset() -> None:
         }
 
     found = [m("b", 0, 1, "x"), m("a", 1, 9, "x"), m("a", 1, 3, "x"), m("a", 0, 5, "x", 1), m("a", 0, 2, "y")]
-    assert LISTENER.duplicates(found) == {("b", 0, 1), ("a", 1, 9)}
-    assert LISTENER.duplicates([]) == frozenset()
+    assert duplicates(found) == {("b", 0, 1), ("a", 1, 9)}
+    assert duplicates([]) == frozenset()
 
 
 def test_parquet_files_are_one_per_hour_without_partition_columns() -> None:
     import pyarrow.parquet as pq
 
-    schema = LISTENER._arrow_schema(_good_columns("flow"))
+    schema = arrow_schema(_good_columns("flow"))
     lines = [*GOOD, GOOD[0], _with("flow", FLOW_LINE, "unix_tstamp", "1706745600")]
     from spot_operators.listener_columns import typed_lines
 
     typed = typed_lines("flow", lines)
     assert typed is not None
-    files = LISTENER.parquet_files(typed.cast(schema), ["y", "m", "d", "h"])
+    files = parquet_files(typed.cast(schema), ["y", "m", "d", "h"])
     assert [f for f, _ in files] == ["y=2023/m=1/d=25/h=0", "y=2023/m=1/d=25/h=18", "y=2024/m=2/d=1/h=0"]
     tables = [pq.read_table(io.BytesIO(data)) for _, data in files]
     assert [t.num_rows for t in tables] == [1, 2, 1]
