@@ -44,20 +44,15 @@ passes' tasks run :mod:`spot_operators.listener_pass` (decoding in
 Exactly-once effect. Spark writes the batch's offset range to ``<checkpoint>/offsets/<id>`` before it
 runs the batch and ``<checkpoint>/commits/<id>`` after ``foreachBatch`` returns; after a crash in between
 it runs the batch again with the same ``batch_id`` and the same offsets, so the sink only has to make a
-batch's effect idempotent per ``batch_id``:
-
-* the batch is first written to ``<location>/_staging/<tag>/batch=<id>`` (deleted first: a replay
-  replaces a half-written staging folder; ``_``-prefixed folders are hidden from Hive and Spark);
-* the target folders are recorded in ``<location>/_staging/<tag>/manifests/b<id>.txt`` (the union with
-  any manifest a crashed attempt left), then in each of them every existing ``part-<tag>-b<id>-*``
-  file is deleted and the staged files are renamed (HDFS rename is atomic per file) to the deterministic
-  names ``part-<tag>-b<id>-<n>.parquet``. A replay therefore removes whatever a crashed attempt had
-  already moved, even into folders the replay would not write, before moving its own files: every row
-  ends up there once. Between a crash and the replay, readers can see part of that batch (at-least-
-  once visibility, exactly-once result);
-* ``<tag>`` is derived from the checkpoint path, so two listeners (two pipelines of one type, each with
-  its own checkpoint) sharing a table location never delete each other's files; manifests of earlier
-  batches are deleted when a batch starts (Spark commits batch N-1 before it starts batch N).
+batch's effect idempotent per ``batch_id``. The batch is first written to
+``<location>/_staging/<tag>/batch=<id>`` (deleted first: a replay replaces a half-written staging
+folder; ``_``-prefixed folders are hidden from Hive and Spark), then published by
+:func:`spot_operators.listener_publish.publish_batch`: a manifest of the target folders (with those of
+any crashed attempt), the deletion of whatever an earlier attempt moved there, and atomic renames to
+``part-<tag>-b<id>-<n>.parquet``, so every row ends up in place once. Between a crash and the replay,
+readers can see part of that batch (at-least-once visibility, exactly-once result). ``<tag>`` comes from
+the checkpoint path: two listeners (two pipelines of one type, each with its own checkpoint) sharing a
+table location never delete each other's files.
 
 Not covered: the same file re-published in a *later* batch (a second collect of identical bytes) is
 loaded again; the collect ledger is what prevents that. A staged CSV that changes or disappears between
@@ -94,6 +89,7 @@ from spot_operators.listener_pass import (  # noqa: E402
     refused_texts_report,
     spark_ddl,
 )
+from spot_operators.listener_publish import glob_escaped, publish_batch, staging_folder  # noqa: E402
 
 log = logging.getLogger("spot.jobs.spot_listener")
 SHIPPED_MODULES = (
@@ -329,7 +325,7 @@ class Listener:
         started = time.monotonic()
         args = self.args
         good_columns = (*self.table.columns, *self.table.partitions)
-        staging = self._staging(self.table_location, batch_id)
+        staging = staging_folder(self.table_location, self.tag, batch_id)
         self._settle_writes(check=False)  # none, unless an earlier attempt failed while writing
         self.hdfs.delete(staging, recursive=True)  # what a crashed attempt of this batch left
 
@@ -565,7 +561,7 @@ class Listener:
             F.dayofmonth(now).cast("tinyint").alias("d"),
             F.hour(now).cast("tinyint").alias("h"),
         )
-        staging = self._staging(self.quarantine_location, batch_id)
+        staging = staging_folder(self.quarantine_location, self.tag, batch_id)
         self.hdfs.delete(staging, recursive=True)
         bad.coalesce(1).write.mode("overwrite").partitionBy(*QUARANTINE_PARTITIONS).parquet(f"{staging}/q")
         return self._publish(self.quarantine_location, batch_id, staging)
@@ -644,82 +640,20 @@ class Listener:
             self.spark.sql(statement)
         log.info("registered %d partition(s) of %s", len(hours), table)
 
-    def _staging(self, location: str, batch_id: int) -> str:
-        return f"{location}/_staging/{self.tag}/batch={batch_id}"
-
     def _publish(
         self, location: str, batch_id: int, staging: str, staged: dict[str, list[str]] | None = None
     ) -> list[str]:
-        """Move the files staged under ``staging/<pass>/`` to deterministic names (see module doc).
+        """Move the files staged under ``staging`` to their deterministic names
+        (:func:`spot_operators.listener_publish.publish_batch`), after the staged writes are closed."""
 
-        ``staged``: the staged files per target folder, in numbering order, when the caller wrote
-        them (listing the staging tree costs a NameNode call per folder); else they are listed.
-        Returns the target folders, relative to ``location``.
-        """
-        root = f"{location}/_staging/{self.tag}"
-        staging_q = self.hdfs.qualified(staging)
-        if staged is None:
-            staged = {}
-            for file in sorted(self.hdfs.files(staging_q)):
-                name = file.rsplit("/", 1)[1]
-                if not name.endswith(".parquet") or name.startswith(("_", ".")):
-                    continue
-                # <staging>/<pass>/<y=../m=../...>/<name>: the folder below the pass is the target folder
-                relative = file[len(staging_q) + 1 : -len(name)].rstrip("/").partition("/")[2] or "."
-                staged.setdefault(relative, []).append(file)
+        def at(point: str) -> None:
+            if point == "after-staging":
+                self._phase("publish-wait")  # the staged files closed, the manifest durable, folders cleared
+            self._pause(point, batch_id)
 
-        # Manifest: target folders of this batch, with those of any crashed attempt of it.
-        manifests = f"{root}/manifests"
-        manifest = f"{manifests}/b{batch_id}.txt"
-        folders = set(staged)
-        if self.hdfs.exists(manifest):
-            folders |= {line for line in self.hdfs.read_text(manifest).splitlines() if line.strip()}
-
-        def record_manifest() -> None:
-            for old in self.hdfs.children(manifests):
-                if old.rsplit("/", 1)[1] != f"b{batch_id}.txt":
-                    self.hdfs.delete(old)
-            self.hdfs.write_text(manifest, "\n".join(sorted(folders)) + "\n")
-
-        prefix = f"part-{self.tag}-b{batch_id}-"
-
-        def target_of(folder: str) -> str:
-            return location if folder == "." else f"{location}/{folder}"
-
-        def clear(folder: str) -> None:
-            for existing in self.hdfs.glob(f"{glob_escaped(target_of(folder))}/{prefix}*"):
-                self.hdfs.delete(existing)
-            if folder in staged:
-                self.hdfs.mkdirs(target_of(folder))
-
-        def move(folder: str, n: int) -> None:
-            self.hdfs.rename(staged[folder][n], f"{target_of(folder)}/{prefix}{n:05d}.parquet")
-
-        # Folders are independent: clear them all (while the manifest and the staged files are
-        # written: a deletion is safe before the manifest, a move is not), then move into them, a few
-        # at a time (each call is a NameNode round trip). Every staged file is closed, every deletion
-        # done and the manifest durable before the first move.
-        recorded = self.pool.submit(record_manifest)
-        cleared = [self.pool.submit(clear, folder) for folder in sorted(folders)]
-        self._settle_writes()
-        for future in (*cleared, recorded):
-            future.result()
-        self._phase("publish-wait")  # the staged files closed, the manifest durable, the folders cleared
-        self._pause("after-staging", batch_id)
-        ordered = sorted(staged)
-        if ordered:
-            # One file first (the test hook's crash point), then every other file at once.
-            move(ordered[0], 0)
-            self._pause("after-move", batch_id)
-            rest = [(folder, n) for folder in ordered for n in range(len(staged[folder]))][1:]
-            list(self.pool.map(lambda item: move(*item), rest))
-        self.hdfs.delete(staging_q, recursive=True)
-        return ordered
-
-
-def glob_escaped(path: str) -> str:
-    """``path`` as a Hadoop glob pattern that matches just itself (its metacharacters escaped)."""
-    return re.sub(r"([\\{}\[\]*?])", r"\\\1", path)
+        return publish_batch(
+            self.hdfs, self.pool, location, self.tag, batch_id, staging, staged, self._settle_writes, at
+        )
 
 
 def _split_table(table: str) -> tuple[str, str]:

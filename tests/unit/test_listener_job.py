@@ -50,6 +50,7 @@ from spot_operators.listener_pass import (
     refused_texts_report,
     type_units,
 )
+from spot_operators.listener_publish import glob_escaped
 from spot_operators.tables import TABLES
 from tests.unit.test_listener_columns import LISTENER, _with
 from tests.unit.test_listener_rows import FLOW_LINE
@@ -414,8 +415,8 @@ def test_staged_csv_bytes_that_are_not_utf8_cost_only_their_line() -> None:
 
 
 def test_pointer_paths_are_read_as_themselves_not_as_globs() -> None:
-    assert LISTENER.glob_escaped("/stage/a b.csv") == "/stage/a b.csv"
-    assert LISTENER.glob_escaped("/s/x[1]{a,b}*?\\.csv") == "/s/x\\[1\\]\\{a,b\\}\\*\\?\\\\.csv"
+    assert glob_escaped("/stage/a b.csv") == "/stage/a b.csv"
+    assert glob_escaped("/s/x[1]{a,b}*?\\.csv") == "/s/x\\[1\\]\\{a,b\\}\\*\\?\\\\.csv"
 
 
 def test_pointer_paths_outside_the_staging_root_or_file_system_are_not_read() -> None:
