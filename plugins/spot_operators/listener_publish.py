@@ -4,9 +4,11 @@ Spark runs a batch again, with the same ``batch_id`` and offsets, when the liste
 committed the batch; so the effect of publishing batch ``id`` must be the same however many attempts
 ran and wherever they stopped. :func:`publish_batch` gets there with HDFS's atomic file rename:
 
-1. the target folders are recorded in ``<location>/_staging/<tag>/manifests/b<id>.txt``, with those of
-   any earlier attempt's manifest (the union), and older batches' manifests are deleted (Spark commits
-   batch N-1 before it starts batch N: they can no longer be replayed);
+1. the target folders are recorded in a new ``<location>/_staging/<tag>/manifests/b<id>.<attempt>.txt``
+   with those of every earlier attempt's manifest (the union; a manifest is never overwritten, so an
+   attempt that dies writing its own loses nothing an earlier one recorded), and older batches'
+   manifests are deleted (Spark commits batch N-1 before it starts batch N: they can no longer be
+   replayed);
 2. in each of those folders every ``part-<tag>-b<id>-*`` file (what an earlier attempt moved) is
    deleted, at the same time as the manifest is written;
 3. once the staged files are closed, the manifest durable and the folders cleared, each staged file is
@@ -23,11 +25,13 @@ the JVM gateway, or an in-memory one in the unit tests, which crash an attempt a
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Protocol
 
 PARQUET_SUFFIX = ".parquet"
+MANIFEST_SUFFIX = ".txt"
 
 
 class FileSystem(Protocol):
@@ -95,6 +99,12 @@ def staged_by_folder(fs: FileSystem, staging: str) -> dict[str, list[str]]:
     return staged
 
 
+def _is_manifest_of(path: str, batch_id: int) -> bool:
+    """``b<id>.<attempt>.txt`` (or ``b<id>.txt``, one attempt's manifest before they had names)."""
+    name = path.rsplit("/", 1)[1]
+    return name.startswith(f"b{batch_id}.") and name.endswith(MANIFEST_SUFFIX)
+
+
 def _ignore(point: str) -> None:
     pass
 
@@ -123,15 +133,19 @@ def publish_batch(
     if staged is None:
         staged = staged_by_folder(fs, staging)
 
+    # One manifest per attempt, never overwritten: an attempt that dies while writing its own leaves
+    # the earlier attempts' intact (and it moved nothing: moves wait for the manifest).
     manifests = f"{root}/manifests"
-    manifest = f"{manifests}/b{batch_id}.txt"
+    listed = fs.children(manifests)
+    earlier = [m for m in listed if _is_manifest_of(m, batch_id)]
     folders = set(staged)
-    if fs.exists(manifest):
+    for manifest in earlier:
         folders |= {line for line in fs.read_text(manifest).splitlines() if line.strip()}
+    manifest = f"{manifests}/b{batch_id}.{uuid.uuid4().hex[:12]}{MANIFEST_SUFFIX}"
 
     def record_manifest() -> None:
-        for old in fs.children(manifests):
-            if old.rsplit("/", 1)[1] != f"b{batch_id}.txt":
+        for old in listed:
+            if old not in earlier:
                 fs.delete(old)
         fs.write_text(manifest, "\n".join(sorted(folders)) + "\n")
 

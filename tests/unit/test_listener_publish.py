@@ -118,7 +118,8 @@ class MemoryFs:
 
 class Dying:
     """``fs`` for one attempt that dies at call number ``at`` (1-based): that call and every later
-    one raise :class:`Crash`. ``at=0`` never dies; ``calls`` counts the calls made."""
+    one raise :class:`Crash`; a write it dies in leaves the first half of the file (HDFS truncates a
+    file it overwrites when it opens it). ``at=0`` never dies; ``calls`` counts the calls made."""
 
     def __init__(self, fs: MemoryFs, at: int) -> None:
         self.fs, self.at, self.calls = fs, at, 0
@@ -129,6 +130,9 @@ class Dying:
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls += 1
             if self.at and self.calls >= self.at:
+                if self.calls == self.at and name == "write_text":
+                    path, content = args
+                    method(path, content[: len(content) // 2])
                 raise Crash(f"died at call {self.calls} ({name})")
             return method(*args, **kwargs)
 
@@ -230,8 +234,10 @@ def test_one_attempt_moves_each_staged_file_to_its_name_and_leaves_the_rest() ->
         for n in range(2)
     }
     assert set(published) - set(ours) == set(_published(_world()))  # nobody else's file touched
-    assert fs.read_text(f"{LOCATION}/_staging/{TAG}/manifests/b{BATCH}.txt") == "\n".join(HOURS) + "\n"
-    assert fs.files(f"{LOCATION}/_staging") == [f"{LOCATION}/_staging/{TAG}/manifests/b{BATCH}.txt"]
+    (manifest,) = fs.files(f"{LOCATION}/_staging")  # staging gone, batch 6's manifest too
+    manifests = re.escape(f"{LOCATION}/_staging/{TAG}/manifests")
+    assert re.fullmatch(rf"{manifests}/b{BATCH}\.[0-9a-f]{{12}}\.txt", manifest)
+    assert fs.read_text(manifest) == "\n".join(HOURS) + "\n"
 
 
 @pytest.mark.parametrize("listed", [False, True], ids=["staged-given", "staged-listed"])
@@ -245,7 +251,10 @@ def test_a_replay_after_a_crash_at_any_call_leaves_what_one_attempt_leaves(pool:
             _attempt(Dying(fs, crash_at), POOLS[pool](), HOURS, listed)
         _attempt(fs, POOLS[pool](), HOURS, listed)
         assert _published(fs) == _published(want), f"crash at call {crash_at}"
-        assert fs.files(f"{LOCATION}/_staging") == want.files(f"{LOCATION}/_staging"), f"crash at {crash_at}"
+        left = [p for p in fs.files(f"{LOCATION}/_staging") if "/manifests/" not in p]
+        assert left == [], f"crash at {crash_at}: staging left {left}"
+        manifests = fs.files(f"{LOCATION}/_staging/{TAG}/manifests")
+        assert manifests and all(f"/b{BATCH}." in m for m in manifests), f"crash at {crash_at}"
 
 
 @pytest.mark.parametrize("pool", sorted(POOLS))
@@ -276,6 +285,26 @@ def test_a_replay_clears_a_folder_only_the_crashed_attempt_wrote(pool: str) -> N
             _attempt(Dying(fs, crash_at), POOLS[pool](), HOURS, False)
         _attempt(fs, POOLS[pool](), HOURS[:2], False)
         assert _published(fs) == _published(want), f"crash at call {crash_at}"
+
+
+@pytest.mark.parametrize("pool", sorted(POOLS))
+def test_a_manifest_torn_by_a_second_crash_keeps_the_first_attempts_folders(pool: str) -> None:
+    """Attempt 1 moves files into three hours and dies; attempt 2 dies anywhere, in the middle of
+    writing its manifest too; a replay that stages two hours still clears the third."""
+    want, _ = _clean(HOURS[:2], listed=False)
+    _, calls = _clean(HOURS, listed=False)
+    for first in range(1, calls + 1):
+        fs = _world()
+        with pytest.raises(Crash):
+            _attempt(Dying(fs, first), POOLS[pool](), HOURS, False)
+        second_calls = Dying(fs.copy(), 0)
+        _attempt(second_calls, Inline(), HOURS, False)
+        for second in range(1, second_calls.calls + 1):
+            fs2 = fs.copy()
+            with pytest.raises(Crash):
+                _attempt(Dying(fs2, second), POOLS[pool](), HOURS, False)
+            _attempt(fs2, POOLS[pool](), HOURS[:2], False)
+            assert _published(fs2) == _published(want), f"crashes at calls {first} then {second}"
 
 
 def test_the_crash_points_cover_a_half_published_batch() -> None:
