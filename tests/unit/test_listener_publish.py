@@ -258,23 +258,6 @@ def test_a_replay_after_a_crash_at_any_call_leaves_what_one_attempt_leaves(pool:
 
 
 @pytest.mark.parametrize("pool", sorted(POOLS))
-def test_two_crashes_in_a_row_then_a_replay_leave_what_one_attempt_leaves(pool: str) -> None:
-    want, calls = _clean(HOURS, listed=False)
-    for first in range(1, calls + 1):
-        fs = _world()
-        with pytest.raises(Crash):
-            _attempt(Dying(fs, first), POOLS[pool](), HOURS, False)
-        second_calls = Dying(fs.copy(), 0)
-        _attempt(second_calls, Inline(), HOURS, False)  # how many calls the second attempt makes
-        for second in range(1, second_calls.calls + 1):
-            fs2 = fs.copy()
-            with pytest.raises(Crash):
-                _attempt(Dying(fs2, second), POOLS[pool](), HOURS, False)
-            _attempt(fs2, POOLS[pool](), HOURS, False)
-            assert _published(fs2) == _published(want), f"crashes at calls {first} then {second}"
-
-
-@pytest.mark.parametrize("pool", sorted(POOLS))
 def test_a_replay_clears_a_folder_only_the_crashed_attempt_wrote(pool: str) -> None:
     """The manifest holds the union: files an attempt moved into an hour the replay does not write go."""
     want, _ = _clean(HOURS[:2], listed=False)
@@ -287,23 +270,27 @@ def test_a_replay_clears_a_folder_only_the_crashed_attempt_wrote(pool: str) -> N
         assert _published(fs) == _published(want), f"crash at call {crash_at}"
 
 
+@pytest.mark.parametrize("replay_hours", [HOURS, HOURS[:2]], ids=["same-hours", "fewer-hours"])
 @pytest.mark.parametrize("pool", sorted(POOLS))
-def test_a_manifest_torn_by_a_second_crash_keeps_the_first_attempts_folders(pool: str) -> None:
-    """Attempt 1 moves files into three hours and dies; attempt 2 dies anywhere, in the middle of
-    writing its manifest too; a replay that stages two hours still clears the third."""
-    want, _ = _clean(HOURS[:2], listed=False)
+def test_two_crashes_in_a_row_then_a_replay_leave_what_one_attempt_leaves(
+    pool: str, replay_hours: tuple[str, ...]
+) -> None:
+    """Attempt 1 dies anywhere, attempt 2 dies anywhere (in the middle of writing its manifest too),
+    then the replay. With fewer hours, the replay must still clear what attempt 1 moved into the
+    third: the manifests of both attempts hold it."""
+    want, _ = _clean(replay_hours, listed=False)
     _, calls = _clean(HOURS, listed=False)
     for first in range(1, calls + 1):
         fs = _world()
         with pytest.raises(Crash):
             _attempt(Dying(fs, first), POOLS[pool](), HOURS, False)
         second_calls = Dying(fs.copy(), 0)
-        _attempt(second_calls, Inline(), HOURS, False)
+        _attempt(second_calls, Inline(), HOURS, False)  # how many calls the second attempt makes
         for second in range(1, second_calls.calls + 1):
             fs2 = fs.copy()
             with pytest.raises(Crash):
                 _attempt(Dying(fs2, second), POOLS[pool](), HOURS, False)
-            _attempt(fs2, POOLS[pool](), HOURS[:2], False)
+            _attempt(fs2, POOLS[pool](), replay_hours, False)
             assert _published(fs2) == _published(want), f"crashes at calls {first} then {second}"
 
 
