@@ -89,7 +89,13 @@ from spot_operators.listener_pass import (  # noqa: E402
     refused_texts_report,
     spark_ddl,
 )
-from spot_operators.listener_publish import glob_escaped, publish_batch, staging_folder  # noqa: E402
+from spot_operators.listener_publish import (  # noqa: E402
+    AFTER_STAGING,
+    PUBLISH_POINTS,
+    glob_escaped,
+    publish_batch,
+    staging_folder,
+)
 
 log = logging.getLogger("spot.jobs.spot_listener")
 SHIPPED_MODULES = (
@@ -113,7 +119,6 @@ HDFS_THREADS = 32
 NameNode round trip, and a file's close waits for its block, so they overlap well."""
 STAGED_HEAP_FACTOR = 13
 """Heap a task takes to read a staged CSV whole, per byte of the file (measured: 1g reads 75 MB, not 100)."""
-PAUSE_POINTS = ("after-staging", "after-move")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -151,7 +156,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--register-quarantine-table", default="", help="db.table of the quarantine table")
     parser.add_argument("--app-name", default="")
     # Test hook for the kill-and-restart test: write a marker file and sleep at this point of batch 0.
-    parser.add_argument("--test-pause-at", choices=PAUSE_POINTS, default="", help=argparse.SUPPRESS)
+    parser.add_argument("--test-pause-at", choices=PUBLISH_POINTS, default="", help=argparse.SUPPRESS)
     parser.add_argument("--test-pause-marker", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -647,7 +652,7 @@ class Listener:
         (:func:`spot_operators.listener_publish.publish_batch`), after the staged writes are closed."""
 
         def at(point: str) -> None:
-            if point == "after-staging":
+            if point == AFTER_STAGING:
                 self._phase("publish-wait")  # the staged files closed, the manifest durable, folders cleared
             self._pause(point, batch_id)
 

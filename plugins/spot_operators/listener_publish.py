@@ -32,6 +32,11 @@ from typing import Protocol
 
 PARQUET_SUFFIX = ".parquet"
 MANIFEST_SUFFIX = ".txt"
+AFTER_STAGING = "after-staging"
+"""Point of :func:`publish_batch`: staged files closed, manifest durable, folders cleared; nothing moved."""
+AFTER_MOVE = "after-move"
+"""Point of :func:`publish_batch`: the first file moved, the others not yet."""
+PUBLISH_POINTS = (AFTER_STAGING, AFTER_MOVE)
 
 
 class FileSystem(Protocol):
@@ -103,10 +108,6 @@ def _is_manifest_of(path: str, batch_id: int) -> bool:
     return name.startswith(f"b{batch_id}.") and name.endswith(MANIFEST_SUFFIX)
 
 
-def _ignore(point: str) -> None:
-    pass
-
-
 def publish_batch(
     fs: FileSystem,
     pool: Executor,
@@ -116,16 +117,15 @@ def publish_batch(
     staging: str,
     staged: dict[str, list[str]] | None = None,
     wait_staged: Callable[[], None] = lambda: None,
-    at: Callable[[str], None] = _ignore,
+    at: Callable[[str], None] = lambda point: None,
 ) -> list[str]:
     """Move batch ``batch_id``'s files staged under ``staging`` to their deterministic names (module doc).
 
     ``staged``: the staged files per target folder (relative to ``location``), in numbering order, when
     the caller wrote them; else they are listed (:func:`staged_by_folder`). ``pool`` runs the calls a
     few at a time (each is a NameNode round trip); ``wait_staged`` returns once every staged file is
-    closed (raising a failed write's error); ``at`` is called at ``after-staging`` (all ready, nothing
-    moved) and ``after-move`` (one file moved): the listener's timing and its test hook. Returns the
-    target folders written, relative to ``location``.
+    closed (raising a failed write's error); ``at`` is called at each of ``PUBLISH_POINTS``: the
+    listener's timing and its test hook. Returns the target folders written, relative to ``location``.
     """
     root = f"{location}/_staging/{tag}"
     if staged is None:
@@ -169,12 +169,12 @@ def publish_batch(
     wait_staged()
     for future in (*cleared, recorded):
         future.result()
-    at("after-staging")
+    at(AFTER_STAGING)
     ordered = sorted(staged)
     if ordered:
         # One file first (the test hook's crash point), then every other file at once.
         move(ordered[0], 0)
-        at("after-move")
+        at(AFTER_MOVE)
         rest = [(folder, n) for folder in ordered for n in range(len(staged[folder]))][1:]
         list(pool.map(lambda item: move(*item), rest))
     fs.delete(fs.qualified(staging), recursive=True)
