@@ -200,12 +200,16 @@ class Hdfs:
     """The few Hadoop FileSystem calls the idempotent publish needs, through the JVM gateway."""
 
     def __init__(self, spark: Any, location: str) -> None:
-        self.jvm = spark._jvm
+        # Looked up once: each attribute of a py4j JVM view is a round trip in which the JVM searches
+        # its class path for a class of that name ("org", "org.apache", ...), which costs more than
+        # the NameNode call the path is for.
+        self.path_class = spark._jvm.org.apache.hadoop.fs.Path
+        self.io_utils = spark._jvm.org.apache.commons.io.IOUtils
         conf = spark._jsc.hadoopConfiguration()
         self.fs = self.path(location).getFileSystem(conf)
 
     def path(self, text: str) -> Any:
-        return self.jvm.org.apache.hadoop.fs.Path(text)
+        return self.path_class(text)
 
     def qualified(self, text: str) -> str:
         return str(self.fs.makeQualified(self.path(text)).toString())
@@ -245,7 +249,7 @@ class Hdfs:
     def read_text(self, text: str) -> str:
         stream = self.fs.open(self.path(text))
         try:
-            data = self.jvm.org.apache.commons.io.IOUtils.toString(stream, "UTF-8")
+            data = self.io_utils.toString(stream, "UTF-8")
         finally:
             stream.close()
         return str(data)
