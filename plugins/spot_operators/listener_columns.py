@@ -7,7 +7,7 @@ the row path would decide differently: it only handles units it can prove clean,
 for anything else (a column count, a bad value, an empty line, a quoted field spanning lines, a
 ``\\r``, a NUL...), so the caller types that whole unit row by row and the quarantine reasons and line
 numbers stay exactly those of the row path. For a clean unit the values equal the row path's: integers
-are plain ASCII decimals (Arrow's exact int64 cast, hexadecimal refused) in the Hive type's range,
+are plain ASCII decimals (Arrow's exact integer casts, hexadecimal refused) in the Hive type's range,
 floats are finite decimals within float32 range, parsed to float64 then rounded to float32 as Arrow
 does for the row path's Python floats, and the hour partition is the UTC hour of ``unix_tstamp`` (flow,
 dns) or the zero-padded ``p_date``/``p_time`` parts (proxy).
@@ -143,28 +143,23 @@ def _parse(body: bytes, names: list[str]) -> pa.Table | None:
         return None
 
 
-def _integers(column: Any, hive_type: str) -> Any | None:
+def _integers(column: Any, hive_type: str, may_hold_hex: bool = True) -> Any | None:
     """``column`` cast to the Hive type's Arrow type, or ``None`` if a value is not a plain integer.
 
-    Arrow's string to int64 cast accepts exactly the row path's ``-?[0-9]+`` (within int64) plus a
-    ``0x``/``0X`` hexadecimal form, which is refused here; a regex per value would cost four times
-    as much. Like the row path, it refuses anything longer than 21 characters (leading zeros).
+    Arrow's string to integer cast accepts exactly the row path's ``-?[0-9]+`` within the type's
+    range (it refuses the others, as the row path does) plus a ``0x``/``0X`` hexadecimal form, which
+    is refused here (``may_hold_hex``: the body holds an ``x`` or ``X`` somewhere); a regex per value
+    would cost four times as much. Like the row path, it refuses anything longer than 21 characters
+    (leading zeros).
     """
     if len(column) and pc.max(pc.binary_length(column)).as_py() > 21:
         return None
-    if _any(pc.starts_with(column, "0x")) or _any(pc.starts_with(column, "0X")):
+    if may_hold_hex and (_any(pc.starts_with(column, "0x")) or _any(pc.starts_with(column, "0X"))):
         return None
     try:
-        numbers = pc.cast(column, pa.int64())
+        return pc.cast(column, ARROW_TYPES[hive_type])
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None
-    if hive_type != "BIGINT":
-        low, high = INT_RANGES[hive_type]
-        bounds = pc.min_max(numbers)
-        if bounds["min"].as_py() < low or bounds["max"].as_py() > high:
-            return None
-        numbers = pc.cast(numbers, ARROW_TYPES[hive_type])
-    return numbers
 
 
 def _floats(column: Any) -> Any | None:
@@ -218,12 +213,15 @@ def typed_columns(data_type: str, body: bytes, rows: int) -> pa.Table | None:
     if parsed is None or parsed.num_rows != rows or parsed.num_columns != spec.width:
         return None
     columns: list[Any] = []
+    # Two single-byte searches of the body (memchr) instead of two scans per integer column: most
+    # bodies hold no "x" at all (searching for "0x" itself costs more than the scans).
+    may_hold_hex = b"x" in body or b"X" in body
     for name, hive_type in spec.columns:
         column = parsed.column(name).combine_chunks()
         if hive_type == "STRING":
             typed = column
         elif hive_type in INT_RANGES:
-            typed = _integers(column, hive_type)
+            typed = _integers(column, hive_type, may_hold_hex)
         elif hive_type == "FLOAT":
             typed = _floats(column)
         else:
