@@ -81,14 +81,16 @@ def lines_body(lines: Any) -> bytes | None:
     return _plain_body(body)
 
 
-def text_body(text: str) -> bytes | None:
+def text_body(text: str | bytes) -> bytes | None:
     """A staged CSV's text without its final ``\\n``, if every physical line is one plain record.
 
     ``None`` when it is empty, starts or ends with a blank line, has a ``\\r`` (line numbering), a NUL,
     a byte order mark, or a quoted field that spans lines or is quoted ambiguously (a blank line inside
-    makes :func:`typed_columns` refuse it).
+    makes :func:`typed_columns` refuse it). ``text`` may be the file's bytes as read: they are then
+    not decoded at all (the CSV parse checks that they are UTF-8).
     """
-    body = text[:-1] if text.endswith("\n") else text
+    newline = b"\n" if isinstance(text, bytes) else "\n"
+    body = text[:-1] if text.endswith(newline) else text  # type: ignore[arg-type]
     return _plain_body(body)
 
 
@@ -245,11 +247,12 @@ def typed_lines(data_type: str, lines: Any) -> pa.Table | None:
     return None if body is None else typed_columns(data_type, body, len(lines))
 
 
-def typed_text(data_type: str, text: str) -> pa.Table | None:
-    """Typed columns of a staged CSV's text, or ``None`` (type it with ``csv_records``).
+def typed_text(data_type: str, text: str | bytes) -> pa.Table | None:
+    """Typed columns of a staged CSV's text (or its bytes), or ``None`` (type it with ``csv_records``).
 
-    ``None`` too for a text holding bytes that are not UTF-8 (surrogate escapes, see
-    :func:`spot_operators.listener_rows.staged_text`): the row path quarantines just their records.
+    ``None`` too for a text holding bytes that are not UTF-8 (bytes that do not decode, or surrogate
+    escapes, see :func:`spot_operators.listener_rows.staged_text`): the row path quarantines just
+    their records.
     """
     body = text_body(text)
     return None if body is None else typed_columns(data_type, body, body.count(b"\n") + 1)

@@ -331,6 +331,24 @@ def test_staged_texts_with_odd_lines_fall_back(monkeypatch: pytest.MonkeyPatch, 
     assert [n for n in slow.column("line_no").to_pylist() if n is not None] == expected
 
 
+@pytest.mark.parametrize(
+    "bad",
+    # a stray byte, a cut sequence, an overlong one, a surrogate, a code point above U+10FFFF
+    [b"\xff", b"\xc3", b"\xc0\xaf", b"\xed\xa0\x80", b"\xf4\x90\x80\x80"],
+)
+def test_staged_bytes_type_as_their_text_and_only_if_utf8(bad: bytes) -> None:
+    # listen_texts hands the columnar path a staged CSV's bytes undecoded: the same columns as its
+    # text when they are UTF-8, and "cannot vouch" for anything Python's decoder refuses.
+    lines = [FLOW_LINE, _with("flow", FLOW_LINE, "unix_tstamp", "1674604800"), FLOW_LINE]
+    data = ("\n".join(lines) + "\n").encode()
+    _assert_same(typed_text("flow", data), _row_table("flow", lines))
+    _assert_same(typed_text("flow", data[:-1]), _row_table("flow", lines))
+    damaged = data.replace(b"TCP", b"T" + bad + b"P", 1)
+    with pytest.raises(UnicodeDecodeError):
+        damaged.decode("utf-8")
+    assert typed_text("flow", damaged) is None
+
+
 def test_mixed_units_keep_order_provenance_and_quarantine(monkeypatch: pytest.MonkeyPatch) -> None:
     good = [FLOW_LINE, _with("flow", FLOW_LINE, "unix_tstamp", "1674604800")]
     bad = [FLOW_LINE, _with("flow", FLOW_LINE, "sport", "https")]
