@@ -89,8 +89,11 @@ def text_body(text: str | bytes) -> bytes | None:
     makes :func:`typed_columns` refuse it). ``text`` may be the file's bytes as read: they are then
     not decoded at all (the CSV parse checks that they are UTF-8).
     """
-    newline = b"\n" if isinstance(text, bytes) else "\n"
-    body = text[:-1] if text.endswith(newline) else text  # type: ignore[arg-type]
+    body: str | bytes
+    if isinstance(text, bytes):
+        body = text[:-1] if text.endswith(b"\n") else text
+    else:
+        body = text[:-1] if text.endswith("\n") else text
     return _plain_body(body)
 
 
