@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from spot_operators.listener_columns import ARROW_TYPES, typed_lines, typed_text
 from spot_operators.listener_messages import MESSAGE_COLUMNS, MESSAGE_NAMES, decode_message, reading_schema
-from spot_operators.listener_rows import Quarantine, csv_records, inline_records, staged_text, typed_fields
+from spot_operators.listener_rows import Quarantine, csv_records, inline_records, typed_fields
 
 UNIT_EXTRA = (("lines", "ARRAY<STRING>"), ("text", "STRING"), ("error", "STRING"))
 QUARANTINE_EXTRA = (("line_no", "INT"), ("raw", "STRING"), ("reason", "STRING"))
@@ -69,7 +69,7 @@ def unit_items(data_type: str, text: str | bytes | None, lines: Any, error: str 
     (:mod:`spot_operators.listener_columns`) vouches for; otherwise ``(line_no, raw, values or
     Quarantine)`` per record, the row path's, so quarantine reasons and line numbers are the row
     path's. ``lines`` is a list of strings, an Arrow string array or None; ``text`` a staged CSV's
-    text or its bytes (decoded with :func:`staged_text` for the row path only).
+    text or its bytes (decoded by :func:`csv_records` for the row path only).
     """
     if error is not None:
         yield 0, "", Quarantine(error)
@@ -83,7 +83,7 @@ def unit_items(data_type: str, text: str | bytes | None, lines: Any, error: str 
         return
     items: Iterator[tuple[int, str, Any]]
     if text is not None:
-        items = csv_records(staged_text(text) if isinstance(text, bytes) else text)
+        items = csv_records(text)
     else:
         items = inline_records(lines.to_pylist() if isinstance(lines, pa.Array) else (lines or []))
     for line_no, raw, fields in items:
@@ -418,7 +418,7 @@ def listen_texts(
     :func:`listen_messages`: each text typed once per POINTER message naming it (``units_by_uri``:
     the messages' ``MESSAGE_COLUMNS`` by the file's URI). Each text is taken as bytes (Spark does
     not check that a file is UTF-8): one that is not all UTF-8 loses only its records with the bad
-    bytes (:func:`staged_text`), not the batch."""
+    bytes (:func:`spot_operators.listener_rows.staged_text`), not the batch."""
     sink = UnitSink(data_type, good_columns, bad_limit, bad_only)
     for batch in batches:
         uris = batch.column("uri").to_pylist()

@@ -214,13 +214,16 @@ def _printable(raw: str) -> str:
     return raw.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def csv_records(text: str) -> Iterator[tuple[int, str, list[str] | Quarantine]]:
+def csv_records(text: str | bytes) -> Iterator[tuple[int, str, list[str] | Quarantine]]:
     """``(first line number, raw record text, fields or why not)`` of every record of a staged CSV.
 
     Line numbers are 1-based physical lines; a quoted field may span lines. A quoting error quarantines
     the rest of the text from that record on (the reader cannot resynchronise reliably), as one entry.
-    A record with bytes that are not UTF-8 (:func:`staged_text`) is quarantined with the first one named.
+    ``text`` may be the file's bytes (decoded here with :func:`staged_text`, as :func:`inline_records`
+    decodes a line): a record with bytes that are not UTF-8 is quarantined with the first one named.
     """
+    if isinstance(text, bytes):
+        text = staged_text(text)
     consumed: list[str] = []
 
     def physical_lines() -> Iterator[str]:
