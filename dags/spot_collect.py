@@ -10,6 +10,6 @@ from spot_operators.dag_factories import build_collect_dag
 
 _config = load_ingest_config()
 for _name, _pipeline in _config.pipelines.items():
-    if _pipeline.message_format != "ingest_v1":
+    if _pipeline.message_format != "ingest":
         continue
     globals()[f"spot_collect_{_name}"] = build_collect_dag(_config, _name)

@@ -38,7 +38,7 @@ sys.path.insert(0, "plugins")
 from spot_operators.config import load_ingest_config
 config = load_ingest_config(sys.argv[1])
 for name, pipeline in config.pipelines.items():
-    if pipeline.message_format == "ingest_v1":
+    if pipeline.message_format == "ingest":
         print("collect", name)
 for data_type in sorted({p.type for p in config.pipelines.values()}):
     print("load", data_type)

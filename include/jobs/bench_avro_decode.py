@@ -8,9 +8,10 @@ Run by ``scripts/bench_listener.py`` on its inline topic::
 The topic is read once (batch Kafka source) and cached, so every timed step measures decoding only:
 
 * ``from_avro``: ``pyspark.sql.avro.functions.from_avro`` (built into spark-sql since Spark 4.1) with
-  ``mode=PERMISSIVE``, then ``explode`` of the ``rows`` array, into the ``noop`` sink;
+  ``mode=PERMISSIVE``, then the length of each message's CSV text (the current envelope carries an
+  INLINE segment as one text), into the ``noop`` sink;
 * ``fastavro``: the listener's own ``decode_message`` (:mod:`spot_operators.listener_messages`) in
-  ``mapInArrow``, then the same ``explode``;
+  ``mapInArrow``, then the same length;
 * both again followed by the listener's row typing (``type_units``, :mod:`spot_operators.listener_pass`),
   the part that decoding feeds in a real batch.
 
@@ -33,10 +34,12 @@ JOBS_DIR = Path(__file__).resolve().parent
 sys.path.append(str(JOBS_DIR))  # spot_listener (its _ship_code)
 sys.path.append(str(JOBS_DIR.parents[1] / "plugins"))  # spot_operators, if not on PYTHONPATH
 
+from spot_operators.envelope import MESSAGE_SCHEMA_FILE, SCHEMA_VERSION, SCHEMAS_DIR  # noqa: E402
 from spot_operators.job_support import spark_session, write_json_atomically  # noqa: E402
 
 log = logging.getLogger("spot.jobs.bench_avro_decode")
-SCHEMA_FILE = JOBS_DIR.parent / "schemas" / "spot_ingest_message.v1.avsc"
+SCHEMA_FILE = SCHEMAS_DIR / MESSAGE_SCHEMA_FILE
+"""The envelope the collect side writes (the bench's topic is published as collect does)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -52,6 +55,7 @@ DECODED_EXTRA = (
     ("kind", "STRING"),
     ("pointer_path", "STRING"),
     ("lines", "ARRAY<STRING>"),
+    ("text", "BINARY"),
     ("error", "STRING"),
 )
 """What :func:`decode_messages` adds to the listener's ``MESSAGE_COLUMNS``."""
@@ -64,15 +68,15 @@ def decode_messages(
     with the listener's own :func:`~spot_operators.listener_messages.decode_message`: the fastavro half."""
     import pyarrow as pa
 
-    from spot_operators.listener_messages import MESSAGE_COLUMNS, decode_message, reading_schema
+    from spot_operators.listener_messages import MESSAGE_COLUMNS, decode_message, reading_schemas
     from spot_operators.listener_pass import arrow_schema
 
-    schema = reading_schema(schema_json)  # as the listener reads: lines as bytes
+    schemas = reading_schemas({SCHEMA_VERSION: schema_json})  # as the listener reads it
     out = arrow_schema((*MESSAGE_COLUMNS, *DECODED_EXTRA))
     for batch in batches:
         columns = batch.to_pydict()
         rows = [
-            decode_message(value, topic, partition, offset, schema, data_type, message_format, pipeline)
+            decode_message(value, topic, partition, offset, schemas, data_type, message_format, pipeline)
             for value, topic, partition, offset in zip(
                 columns["value"], columns["topic"], columns["partition"], columns["offset"], strict=True
             )
@@ -120,15 +124,13 @@ def failure_check(spark: Any, schema_json: str) -> list[dict[str, Any]]:
             "offset": list(range(len(cases))),
         }
     )
-    fast = next(decode_messages(iter([batch]), "flow", "ingest_v1", schema_json, "")).to_pylist()
+    fast = next(decode_messages(iter([batch]), "flow", "ingest", schema_json, "")).to_pylist()
     report = []
     for (case, value), row, decoded in zip(cases, permissive, fast, strict=True):
         entry: dict[str, Any] = {"case": case, "bytes": len(value)}
         m = row["m"]
         entry["from_avro_permissive"] = (
-            "NULL"
-            if m is None
-            else f"record kind={m['kind']} rows={None if m['rows'] is None else len(m['rows'])}"
+            "NULL" if m is None else f"record kind={m['kind']} rows={m['row_count']}"
         )
         try:
             one = frame.filter(F.col("case") == case)
@@ -139,7 +141,7 @@ def failure_check(spark: Any, schema_json: str) -> list[dict[str, Any]]:
         entry["fastavro_listener"] = (
             f"quarantine: {decoded['error'][:120]}"
             if decoded["kind"] == "ERROR"
-            else f"record kind={decoded['kind']} rows={len(decoded['lines'] or [])}"
+            else f"record kind={decoded['kind']} rows={decoded['expected_rows']}"
         )
         report.append(entry)
     return report
@@ -189,42 +191,46 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             from_avro("value", schema_json, {"mode": "PERMISSIVE"}).alias("m"), "topic", "partition", "offset"
         )
         decoded_ddl = spark_ddl((*MESSAGE_COLUMNS, *DECODED_EXTRA))
-        decode_args = ("flow", "ingest_v1", schema_json, "")
+        decode_args = ("flow", "ingest", schema_json, "")
         fast = raw.mapInArrow(lambda it: decode_messages(it, *decode_args), decoded_ddl)
 
-        avro_lines = envelope.select(
-            "m.file_digest", "m.segment_index", "m.kind", F.explode("m.rows").alias("line")
+        avro_texts = envelope.select(
+            "m.file_digest", "m.segment_index", "m.kind", "m.row_count", F.length("m.csv").alias("size")
         )
-        fast_lines = fast.select("file_digest", "segment_index", "kind", F.explode("lines").alias("line"))
-        result["rows_from_avro"] = avro_lines.count()
-        result["rows_fastavro"] = fast_lines.count()
+        fast_texts = fast.select(
+            "file_digest", "segment_index", "kind", "expected_rows", F.length("text").alias("size")
+        )
+        result["rows_from_avro"] = avro_texts.agg(F.sum("row_count")).first()[0]
+        result["rows_fastavro"] = fast_texts.agg(F.sum("expected_rows")).first()[0]
 
         spec = table("flow")
         out_columns = (*spec.columns, *spec.partitions, *MESSAGE_COLUMNS, *QUARANTINE_EXTRA)
-        null_text = F.lit(None).cast("string")
         # The listener's provenance columns, taken from the Kafka record or the decoded envelope.
         special = {
             "topic": F.col("topic"),
             "kafka_partition": F.col("partition"),
             "kafka_offset": F.col("offset"),
-            "expected_rows": F.size("m.rows"),
+            "expected_rows": F.col("m.row_count"),
         }
+        null_lines = F.lit(None).cast("array<string>")
         avro_units = envelope.select(
             *(special.get(n, F.col(f"m.{n}")).cast(t).alias(n) for n, t in MESSAGE_COLUMNS),
-            F.col("m.rows").alias("lines"),
-            null_text.alias("text"),
+            null_lines.alias("lines"),
+            F.col("m.csv").cast("string").alias("text"),
             # PERMISSIVE turns a value it cannot decode into a record of nulls (not a null record).
             F.when(F.col("m.schema_version").isNull(), F.lit("undecodable message")).alias("error"),
         )
-        fast_units = fast.select(*(n for n, _ in MESSAGE_COLUMNS), "lines", null_text.alias("text"), "error")
+        fast_units = fast.select(
+            *(n for n, _ in MESSAGE_COLUMNS), "lines", F.col("text").cast("string").alias("text"), "error"
+        )
         out_ddl = spark_ddl(out_columns)
 
         def typed(units: Any) -> Any:
             return units.mapInArrow(lambda it: type_units(it, "flow", out_columns), out_ddl)
 
         variants = {
-            "from_avro + explode": avro_lines,
-            "fastavro mapInArrow + explode": fast_lines,
+            "from_avro (decode only)": avro_texts,
+            "fastavro mapInArrow (decode only)": fast_texts,
             "from_avro + type_units": typed(avro_units),
             "fastavro mapInArrow + type_units": typed(fast_units),
         }

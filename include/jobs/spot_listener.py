@@ -13,7 +13,8 @@ passes' tasks run :mod:`spot_operators.listener_pass` (decoding in
 :mod:`spot_operators.listener_messages`), which it ships to the executors (``SHIPPED_MODULES``):
 
 1. pass over the Kafka values (``mapInArrow``, :func:`listen_messages`): decode each with fastavro
-   (``--message-format ingest_v1``: the project's envelope, ``include/schemas/spot_ingest_message.v1.avsc``;
+   (``--message-format ingest``: the project's envelope, ``include/schemas/spot_ingest_message.v2.avsc``
+   and its predecessor v1;
    ``spot_list``: Apache Spot's Distributed Collector ``list.avsc``; a value that does not decode, has an
    unknown schema version or another data type becomes one quarantine row, it never fails the batch),
    type its INLINE lines in the same task, and return per task the Parquet bytes of its good rows (one
@@ -101,6 +102,7 @@ log = logging.getLogger("spot.jobs.spot_listener")
 SHIPPED_MODULES = (
     "__init__.py",
     "tables.py",
+    "envelope.py",
     "listener_rows.py",
     "listener_columns.py",
     "listener_messages.py",
@@ -140,7 +142,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("availableNow", "continuous"), default="availableNow")
     parser.add_argument("--batch-seconds", type=int, default=30, help="continuous mode trigger interval")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=0, help="0: no limit")
-    parser.add_argument("--message-format", choices=("ingest_v1", "spot_list"), default="ingest_v1")
+    parser.add_argument("--message-format", choices=("ingest", "spot_list"), default="ingest")
     parser.add_argument("--pipeline", default="", help="pipeline name recorded for spot_list messages")
     parser.add_argument("--result", default="", help="local JSON file for the counts (availableNow)")
     parser.add_argument(
@@ -284,14 +286,13 @@ class Listener:
     """The ``foreachBatch`` function and its counters."""
 
     def __init__(self, spark: Any, args: argparse.Namespace) -> None:
-        from spot_operators.envelope import MESSAGE_SCHEMA_FILE, SCHEMAS_DIR, SPOT_LIST_SCHEMA_FILE
+        from spot_operators.envelope import message_schema_jsons
         from spot_operators.listener_rows import table
 
         self.spark = spark
         self.args = args
         self.table = table(args.data_type)
-        schema_file = SPOT_LIST_SCHEMA_FILE if args.message_format == "spot_list" else MESSAGE_SCHEMA_FILE
-        self.schema_json = (SCHEMAS_DIR / schema_file).read_text(encoding="utf-8")
+        self.schema_jsons = message_schema_jsons(args.message_format)
         self.hdfs = Hdfs(spark, args.table_location)
         # HDFS calls run a few at a time (each is a NameNode round trip, a close waits for its block).
         # One pool for the listener's life: each Python thread keeps its own gateway connection.
@@ -341,7 +342,7 @@ class Listener:
         # 1. One pass over the Kafka messages: decode, type INLINE lines, Parquet of their good rows
         #    (per task and hour), and a report per task: messages, load-log entries, quarantine rows.
         kafka = df.select("value", "topic", "partition", "offset")
-        decode_args = (args.data_type, args.message_format, self.schema_json, args.pipeline, good_columns)
+        decode_args = (args.data_type, args.message_format, self.schema_jsons, args.pipeline, good_columns)
 
         def messages_frame(skip: frozenset[Any], bad_only: bool = False) -> Any:
             ddl = spark_ddl(BAD_COLUMNS if bad_only else PASS_COLUMNS)

@@ -331,11 +331,12 @@ class PipelineConfig(_Model):
         "paths resolve against the project root. New key.",
     )
 
-    message_format: Literal["ingest_v1", "spot_list"] = Field(
-        default="ingest_v1",
-        description="What the topic carries: this project's Avro envelope (ingest_v1, written by the "
-        "collect DAG) or Apache Spot's edge collector messages (spot_list, Avro list.avsc; no collect "
-        "DAG is built for such a pipeline, Spot's collector feeds the topic). New key.",
+    message_format: Literal["ingest", "ingest_v1", "spot_list"] = Field(
+        default="ingest",
+        description="What the topic carries: this project's Avro envelope (ingest, written by the "
+        "collect DAG; every envelope version is read; ingest_v1 is its earlier name and means the same) "
+        "or Apache Spot's edge collector messages (spot_list, Avro list.avsc; no collect DAG is built "
+        "for such a pipeline, Spot's collector feeds the topic). New key.",
     )
 
     _name: str = PrivateAttr(default="")
@@ -351,6 +352,12 @@ class PipelineConfig(_Model):
                 {"value": _short(value)},
             )
         return value
+
+    @field_validator("message_format", mode="after")
+    @classmethod
+    def _current_format_name(cls, value: str) -> str:
+        """``ingest_v1`` (the name before envelope v2) is ``ingest``: configs written for it still load."""
+        return "ingest" if value == "ingest_v1" else value
 
     @field_validator("collector_path", "local_staging", "pcap_split_staging", "done_path", mode="after")
     @classmethod

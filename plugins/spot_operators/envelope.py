@@ -1,13 +1,16 @@
 """The Avro envelope of Kafka messages: schemas from include/schemas/, schemaless binary datums.
 
 Schemaless datums (no container header) keep messages small and match what Spot's Distributed
-Collector sent; the schema version travels in a Kafka header so readers pick the right schema.
+Collector sent; the schema version travels in a Kafka header and in the datum's first field (an Avro
+``int``), so readers pick the right schema. Version 2 (written here) carries an INLINE segment's rows
+as one CSV text; version 1 (an array of lines) is still read, so messages already in a topic load.
 """
 
 from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -15,10 +18,15 @@ from typing import Any, Literal
 
 import fastavro
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The envelope version this code writes."""
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "include" / "schemas"
-MESSAGE_SCHEMA_FILE = f"spot_ingest_message.v{SCHEMA_VERSION}.avsc"
+MESSAGE_SCHEMA_FILES = {version: f"spot_ingest_message.v{version}.avsc" for version in (1, 2)}
+"""Every envelope version this code reads, by version."""
+MESSAGE_SCHEMA_FILE = MESSAGE_SCHEMA_FILES[SCHEMA_VERSION]
 SPOT_LIST_SCHEMA_FILE = "spot_list.avsc"
+SPOT_LIST_VERSION = 0
+"""The key of Apache Spot's ``list.avsc`` among the schemas a reader takes by version (it has none)."""
 
 Kind = Literal["INLINE", "POINTER"]
 
@@ -27,6 +35,16 @@ Kind = Literal["INLINE", "POINTER"]
 def load_schema(file_name: str) -> Any:
     """Parse an ``.avsc`` of include/schemas once per process."""
     return fastavro.parse_schema(json.loads((SCHEMAS_DIR / file_name).read_text()))
+
+
+def message_schema_jsons(message_format: str) -> dict[int, str]:
+    """The schemas (JSON text, by version) of the messages a pipeline's topic carries: every envelope
+    version for ``ingest``, Spot's ``list.avsc`` (as :data:`SPOT_LIST_VERSION`) for ``spot_list``."""
+    if message_format == "spot_list":
+        files = {SPOT_LIST_VERSION: SPOT_LIST_SCHEMA_FILE}
+    else:
+        files = MESSAGE_SCHEMA_FILES
+    return {version: (SCHEMAS_DIR / name).read_text(encoding="utf-8") for version, name in files.items()}
 
 
 @dataclass(frozen=True)
@@ -55,6 +73,7 @@ class IngestMessage:
     pointer: Pointer | None = None
 
     def to_record(self) -> dict[str, Any]:
+        """The datum of the current envelope version (:data:`SCHEMA_VERSION`)."""
         return {
             "schema_version": SCHEMA_VERSION,
             "kind": self.kind,
@@ -65,7 +84,8 @@ class IngestMessage:
             "segment_index": self.segment_index,
             "segment_count": self.segment_count,
             "first_row_epoch": self.first_row_epoch,
-            "rows": list(self.rows),
+            "row_count": len(self.rows),
+            "csv": csv_text(self.rows),
             "pointer": None if self.pointer is None else vars(self.pointer),
         }
 
@@ -87,18 +107,76 @@ def encode_message(message: IngestMessage) -> bytes:
     return buffer.getvalue()
 
 
+def csv_text(rows: Iterable[str]) -> bytes:
+    """An INLINE segment's CSV records (each without terminator) as the UTF-8 text a v2 message carries."""
+    return "".join(row + "\n" for row in rows).encode("utf-8")
+
+
+def csv_text_records(text: str) -> tuple[str, ...]:
+    """Inverse of :func:`csv_text` (decoded): the records, without terminators, of a CSV text.
+
+    A record ends at a line feed outside quotes. RFC 4180 doubles a quote inside a quoted field, so
+    a record is complete exactly when it holds an even number of quotes. Raises ValueError for a
+    text that does not end a record with its last line feed.
+    """
+    if not text:
+        return ()
+    if not text.endswith("\n"):
+        raise ValueError("CSV text does not end with a line feed")
+    records: list[str] = []
+    pending: list[str] = []
+    quotes = 0
+    for line in text[:-1].split("\n"):
+        pending.append(line)
+        quotes += line.count('"')
+        if quotes % 2 == 0:
+            records.append("\n".join(pending))
+            pending, quotes = [], 0
+    if pending:
+        raise ValueError("CSV text ends inside a quoted field")
+    return tuple(records)
+
+
+def leading_int(payload: bytes) -> int | None:
+    """The Avro ``int`` a datum starts with (the envelope's ``schema_version``), or None if it has none."""
+    value = shift = 0
+    for byte in payload[:5]:
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (value >> 1) ^ -(value & 1)
+        shift += 7
+    return None
+
+
 def decode_message(payload: bytes) -> IngestMessage:
-    """Inverse of :func:`encode_message`; a payload that is not one raises ValueError."""
+    """Inverse of :func:`encode_message`, for every version of :data:`MESSAGE_SCHEMA_FILES`; a payload
+    that is not one raises ValueError."""
+    version = leading_int(payload)
+    if version not in MESSAGE_SCHEMA_FILES:
+        raise ValueError(f"not a Spot ingest message: schema version {version!r} is not one of 1, 2")
     try:
-        record = fastavro.schemaless_reader(io.BytesIO(payload), load_schema(MESSAGE_SCHEMA_FILE), None)
+        record = fastavro.schemaless_reader(
+            io.BytesIO(payload), load_schema(MESSAGE_SCHEMA_FILES[version]), None
+        )
     except Exception as exc:  # fastavro raises several types on garbage
-        raise ValueError(f"not a Spot ingest message (schema v{SCHEMA_VERSION}): {exc}") from exc
+        raise ValueError(f"not a Spot ingest message (schema v{version}): {exc}") from exc
     assert isinstance(record, dict)
     pointer = record.pop("pointer")
     record.pop("schema_version")
-    return IngestMessage(
-        **{**record, "rows": tuple(record["rows"])}, pointer=None if pointer is None else Pointer(**pointer)
-    )
+    if version == 1:
+        rows = tuple(record.pop("rows"))
+    else:
+        try:
+            rows = csv_text_records(record.pop("csv").decode("utf-8"))
+        except ValueError as exc:  # UnicodeDecodeError is one
+            raise ValueError(f"not a Spot ingest message (schema v{version}): its CSV text: {exc}") from exc
+        row_count = record.pop("row_count")
+        if len(rows) != row_count:
+            raise ValueError(
+                f"not a Spot ingest message (schema v{version}): "
+                f"{len(rows)} CSV records, row_count {row_count}"
+            )
+    return IngestMessage(**record, rows=rows, pointer=None if pointer is None else Pointer(**pointer))
 
 
 def encode_spot_list(rows: list[str]) -> bytes:

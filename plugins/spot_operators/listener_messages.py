@@ -1,17 +1,19 @@
 """Kafka values -> the listener's message records: provenance, kind, lines or pointer, or the error.
 
 Runs in Spark's Python workers (the listener ships it, see ``spot_listener.SHIPPED_MODULES``) and in
-the driver (duplicates). Only fastavro and the standard library.
+the driver (duplicates). Only fastavro, the standard library and :mod:`spot_operators.envelope`.
 """
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import fastavro
+
+from spot_operators.envelope import SPOT_LIST_VERSION, leading_int
 
 MESSAGE_COLUMNS = (
     ("topic", "STRING"),
@@ -28,16 +30,20 @@ MESSAGE_COLUMNS = (
 MESSAGE_NAMES = tuple(name for name, _ in MESSAGE_COLUMNS)
 
 
-def reading_schema(schema_json: str) -> Any:
-    """The message schema (JSON) as the listener reads it (:func:`bytes_lines_schema`), parsed by fastavro.
+def reading_schemas(schema_jsons: Mapping[int, str]) -> dict[int, Any]:
+    """The message schemas (JSON, by envelope version) as the listener reads them, parsed by fastavro.
 
-    The lines are ``rows`` of the project's envelope and ``list`` of Spot's ``list.avsc``. Avro writes a
-    string exactly as it writes bytes, so this reads the same data without decoding every line: the
-    columnar path's CSV parse checks a whole group's UTF-8 at once (fastavro took 0.033 s instead of
-    0.054 s for 41 flow messages), and a line that is not UTF-8 is quarantined alone
-    (:func:`spot_operators.listener_rows.inline_records`), not its whole message.
+    Lines of an array (``rows`` of the v1 envelope, ``list`` of Spot's ``list.avsc``) are read as
+    ``bytes`` (:func:`bytes_lines_schema`): Avro writes a string exactly as it writes bytes, so this
+    reads the same data without decoding every line. The columnar path's CSV parse checks a whole
+    group's UTF-8 at once (fastavro took 0.033 s instead of 0.054 s for 41 flow messages), and a line
+    that is not UTF-8 is quarantined alone (:func:`spot_operators.listener_rows.inline_records`), not
+    its whole message. The v2 envelope's CSV text is ``bytes`` already.
     """
-    return fastavro.parse_schema(bytes_lines_schema(schema_json))
+    return {
+        version: fastavro.parse_schema(bytes_lines_schema(schema_json))
+        for version, schema_json in schema_jsons.items()
+    }
 
 
 def bytes_lines_schema(schema_json: str) -> dict[str, Any]:
@@ -66,16 +72,17 @@ def decode_message(
     topic: str,
     partition: int,
     offset: int,
-    schema: Any,
+    schemas: Mapping[int, Any],
     data_type: str,
     message_format: str,
     pipeline: str,
 ) -> dict[str, Any]:
-    """One Kafka message -> its provenance (``MESSAGE_COLUMNS``) plus kind, pointer_path, lines, error.
+    """One Kafka message -> its provenance (``MESSAGE_COLUMNS``) plus kind, pointer_path, lines, text, error.
 
-    A value that does not decode, has an unknown schema version or another data type becomes
-    ``kind="ERROR"`` with the reason in ``error``; it never raises. ``schema`` is parsed by fastavro;
-    with :func:`reading_schema`'s, the lines are ``bytes``.
+    An INLINE message has ``lines`` (v1 envelope, Spot's ``list.avsc``: a list of ``bytes``) or
+    ``text`` (v2 envelope: its CSV text, ``bytes``). A value that does not decode, has an unknown
+    schema version or another data type becomes ``kind="ERROR"`` with the reason in ``error``; it never
+    raises. ``schemas`` are :func:`reading_schemas`' (``SPOT_LIST_VERSION`` for ``spot_list``).
     """
     where = f"kafka:{topic}:{partition}:{offset}"
     record: dict[str, Any] = {
@@ -91,11 +98,19 @@ def decode_message(
         "kind": None,
         "pointer_path": None,
         "lines": None,
+        "text": None,
         "error": None,
     }
     try:
         if value is None:
             raise ValueError("message has no value")
+        if message_format == "spot_list":
+            schema = schemas[SPOT_LIST_VERSION]
+        else:
+            # The version is the datum's first field. One this listener does not know is read with the
+            # newest schema: garbage then fails as undecodable, a newer writer's datum as unknown.
+            leading = leading_int(value)
+            schema = schemas[leading] if leading is not None and leading in schemas else schemas[max(schemas)]
         datum = fastavro.schemaless_reader(io.BytesIO(value), schema, None)
         if not isinstance(datum, dict):
             raise ValueError("not an Avro record")
@@ -103,8 +118,9 @@ def decode_message(
             lines = list(datum.get("list") or [])
             record.update(kind="INLINE", lines=lines, expected_rows=len(lines))
         else:
-            if datum.get("schema_version") != 1:
-                raise RejectedMessage(f"unknown schema version {datum.get('schema_version')!r}")
+            version = datum.get("schema_version")
+            if version not in schemas or version == SPOT_LIST_VERSION:
+                raise RejectedMessage(f"unknown schema version {version!r}")
             record.update(
                 pipeline=datum["pipeline"],
                 file_name=datum["file_name"],
@@ -122,13 +138,16 @@ def decode_message(
                     raise RejectedMessage("POINTER message without pointer")
                 record["pointer_path"] = datum["pointer"]["hdfs_path"]
                 record["expected_rows"] = datum["pointer"]["rows"]
-            else:
+            elif version == 1:
                 record["lines"] = list(datum["rows"])
                 record["expected_rows"] = len(record["lines"])
+            else:
+                record["text"] = datum["csv"]
+                record["expected_rows"] = datum["row_count"]
     except RejectedMessage as exc:
-        record.update(kind="ERROR", lines=None, pointer_path=None, error=str(exc))
+        record.update(kind="ERROR", lines=None, text=None, pointer_path=None, error=str(exc))
     except Exception as exc:  # fastavro raises many types on garbage: all become quarantine
-        record.update(kind="ERROR", lines=None, pointer_path=None)
+        record.update(kind="ERROR", lines=None, text=None, pointer_path=None)
         record["error"] = f"undecodable message: {type(exc).__name__}: {str(exc)[:300]}"
     return record
 

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from spot_operators.listener_columns import ARROW_TYPES, typed_lines, typed_text
-from spot_operators.listener_messages import MESSAGE_COLUMNS, MESSAGE_NAMES, decode_message, reading_schema
+from spot_operators.listener_columns import ARROW_TYPES, text_body, typed_columns, typed_lines, typed_text
+from spot_operators.listener_messages import MESSAGE_COLUMNS, MESSAGE_NAMES, decode_message, reading_schemas
 from spot_operators.listener_rows import Quarantine, csv_records, inline_records, typed_fields
 
 UNIT_EXTRA = (("lines", "ARRAY<STRING>"), ("text", "STRING"), ("error", "STRING"))
@@ -252,7 +252,8 @@ class UnitSink:
             yield from self._keep(typed)
 
     def messages(self, records: Sequence[dict[str, Any]]) -> Iterator[Any]:
-        """Type several INLINE messages (each with lines, no error) together, as one body.
+        """Type several INLINE messages (each with lines or a CSV text ending with a line feed, no
+        error) together, as one body.
 
         Arrow's per-call cost then falls on the group, not on each message. When the group is not
         clean as a whole, each message is typed on its own (:meth:`unit`), so its quarantine
@@ -262,13 +263,16 @@ class UnitSink:
         if not records:
             return
         typed = None
+        sizes = [len(r["lines"]) if r["text"] is None else r["text"].count(b"\n") for r in records]
         if len(records) > 1:
-            typed = typed_lines(self.data_type, [line for r in records for line in r["lines"]])
+            texts = (b"\n".join(r["lines"]) + b"\n" if r["text"] is None else r["text"] for r in records)
+            body = text_body(b"".join(texts))
+            typed = None if body is None else typed_columns(self.data_type, body, sum(sizes))
         if typed is None:
             for record in records:
-                yield from self.unit(record, None, record["lines"], None)
+                yield from self.unit(record, record["text"], record["lines"], None)
             return
-        yield from self._typed(records, [len(r["lines"]) for r in records], typed)
+        yield from self._typed(records, sizes, typed)
 
     def unit(
         self, ident: dict[str, Any], text: str | bytes | None, lines: Any, error: str | None
@@ -361,7 +365,7 @@ def listen_messages(
     batches: Iterator[Any],
     data_type: str,
     message_format: str,
-    schema_json: str,
+    schema_jsons: Mapping[int, str],
     pipeline: str,
     good_columns: Sequence[tuple[str, str]],
     skip: frozenset[tuple[str, int, int]],
@@ -371,11 +375,11 @@ def listen_messages(
     """Kafka (value, topic, partition, offset) -> Parquet files of the INLINE messages' good rows
     and the task's report (``PASS_COLUMNS``, ``mapInArrow``).
 
-    Decodes each message (:func:`decode_message`) and types its lines in the same pass; messages
-    whose ``(topic, partition, offset)`` is in ``skip`` (duplicates) are left out. POINTER messages
-    only go to the report.
+    Decodes each message (:func:`decode_message`, with the schemas ``schema_jsons`` by version) and
+    types its rows in the same pass; messages whose ``(topic, partition, offset)`` is in ``skip``
+    (duplicates) are left out. POINTER messages only go to the report.
     """
-    schema = reading_schema(schema_json)
+    schemas = reading_schemas(schema_jsons)
     sink = UnitSink(data_type, good_columns, bad_limit, bad_only)
     group: list[dict[str, Any]] = []  # INLINE messages typed together, in message order
     group_rows = 0
@@ -387,21 +391,22 @@ def listen_messages(
             if (topic, partition, offset) in skip:
                 continue
             record = decode_message(
-                value, topic, partition, offset, schema, data_type, message_format, pipeline
+                value, topic, partition, offset, schemas, data_type, message_format, pipeline
             )
             sink.report["messages"].append({n: record[n] for n in (*MESSAGE_NAMES, "kind", "pointer_path")})
             if record["kind"] == "POINTER":
                 continue
-            if record["error"] is None and record["lines"]:
+            text = record["text"]
+            if record["error"] is None and (record["lines"] or (text and text.endswith(b"\n"))):
                 group.append(record)
-                group_rows += len(record["lines"])
+                group_rows += record["expected_rows"]
                 if group_rows >= INLINE_GROUP_ROWS:
                     yield from sink.messages(group)
                     group, group_rows = [], 0
                 continue
             yield from sink.messages(group)
             group, group_rows = [], 0
-            yield from sink.unit(record, None, record["lines"], record["error"])
+            yield from sink.unit(record, text, record["lines"], record["error"])
     yield from sink.messages(group)
     yield from sink.finish()
 

@@ -134,7 +134,7 @@ rows as file digest, so a repeat is recognised downstream too.
                 )
             pipeline = current.pipelines[name]
             target = str(p.get("target") or "kafka")
-            if target == "kafka" and pipeline.message_format != "ingest_v1":
+            if target == "kafka" and pipeline.message_format != "ingest":
                 raise AirflowFailException(
                     f"pipeline {name} carries {pipeline.message_format} messages; "
                     "backfill it with target=hive"

@@ -88,10 +88,10 @@ def owner_pipeline(
     if known in candidates:
         return candidates[known]
     name = posixpath.basename(hdfs_path)
-    matching = [p for p in candidates.values() if p.matches(name) and p.message_format == "ingest_v1"]
+    matching = [p for p in candidates.values() if p.matches(name) and p.message_format == "ingest"]
     if len(matching) >= 1:
         return matching[0]
-    usable = [p for p in candidates.values() if p.message_format == "ingest_v1"]
+    usable = [p for p in candidates.values() if p.message_format == "ingest"]
     if len(usable) == 1:
         return usable[0]
     raise ReprocessError(

@@ -17,6 +17,8 @@ from spot_operators.rows import HourPartition, Row
 
 # Headroom for the Kafka record's own framing (key, headers, batch header) inside max_request_size.
 KAFKA_RECORD_OVERHEAD = 1024
+LARGEST_NUMBERS = {"segment_index": 2**31 - 1, "segment_count": 2**31 - 1, "first_row_epoch": 2**63 - 1}
+"""Envelope numbers with their longest Avro encodings (a segment's size is reckoned with them)."""
 
 
 def csv_line(fields: Iterable[str]) -> str:
@@ -41,9 +43,9 @@ def _varint_len(value: int) -> int:
     return length
 
 
-def avro_string_size(text: str) -> int:
-    data_len = len(text.encode("utf-8"))
-    return _varint_len(data_len) + data_len
+def csv_record_size(line: str) -> int:
+    """Bytes ``line`` adds to a v2 message's CSV text: its UTF-8 bytes and its line feed."""
+    return len(line.encode("utf-8")) + 1
 
 
 class RowTooLargeError(ValueError):
@@ -68,15 +70,9 @@ def segment_rows(
     """Group consecutive (partition, csv line, epoch) rows into segments within the size limit.
 
     ``template`` supplies the envelope fields; its encoded size is taken with the largest segment
-    numbers so the final numbering can only make messages smaller.
+    numbers and first-row time so the final ones can only make messages smaller.
     """
-    base = len(
-        encode_message(
-            IngestMessage(
-                **{**vars(template), "rows": (), "segment_index": 2**31 - 1, "segment_count": 2**31 - 1}
-            )
-        )
-    )
+    base = len(encode_message(IngestMessage(**{**vars(template), **LARGEST_NUMBERS, "rows": ()})))
     budget = max_request_size - KAFKA_RECORD_OVERHEAD
     lines: list[str] = []
     items_size = 0
@@ -84,11 +80,12 @@ def segment_rows(
     first_epoch: int | None = None
 
     def size_with(count: int, items: int) -> int:
-        # An array of n>0 items is encoded as: count varint, items, then a 0 end marker (in base).
-        return base + (_varint_len(count) + items if count else 0)
+        # ``base`` holds row_count 0 and an empty csv (one byte each); with rows they are the count's
+        # varint and the text's length varint followed by the text.
+        return base - 2 + _varint_len(count) + _varint_len(items) + items
 
     for partition, line, epoch in rows:
-        item = avro_string_size(line)
+        item = csv_record_size(line)
         if size_with(1, item) > budget:
             raise RowTooLargeError(
                 f"a row of {item} bytes does not fit in a message of at most {max_request_size} bytes"

@@ -71,7 +71,7 @@ def test_asset_graph_is_folder_collect_topic_load_table(dagbag: Any) -> None:
 
     config = load_ingest_config()
     for name, pipeline in config.pipelines.items():
-        if pipeline.message_format != "ingest_v1":
+        if pipeline.message_format != "ingest":
             continue
         topic = pipeline.topic or f"spot-{name}"
         collect, load = f"spot_collect_{name}", f"spot_load_{pipeline.type}"

@@ -39,7 +39,7 @@ from spot_operators.hive_ddl import register_partitions
 from spot_operators.segments import csv_line
 from spot_operators.spark_jars import connector_jars
 from spot_operators.tables import FLOW
-from tests.unit.test_listener_job import encode_with_raw_lines
+from tests.unit.test_listener_job import encode_v1, encode_with_raw_lines
 
 from .test_collect import FLOW_SAMPLE, CollectEnv
 from .test_spark import SPARK_CONF, bootstrap_servers
@@ -357,18 +357,19 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
             dns_message,
             b"\x00garbage that is not avro",
             encode_message(inline(good_inline, "d-truncated"))[:-40],  # truncated Avro
-            _with_schema_version(inline(good_inline, "d-v2"), 2),
+            _with_schema_version(inline(good_inline, "d-v3"), 3),
+            encode_v1(inline(good_inline[:2], "d-v1")),  # the earlier envelope still loads
         ],
     )
     run = ListenerRun(hdfs, hdfs_base, [topic], tmp_path)
     counts = run.run()
     rows = run.read(run.table)
-    assert len(rows) == counts["rows"] == 5 + 7 + 2 + 2
+    assert len(rows) == counts["rows"] == 5 + 7 + 2 + 2 + 2
     by_hour: dict[str, int] = {}
     for row in rows:
         folder = row["_file"].rsplit("/", 1)[0]
         by_hour[folder] = by_hour.get(folder, 0) + 1
-    assert by_hour == {"y=2023/m=1/d=25/h=18": 5, "y=2023/m=1/d=25/h=19": 7 + 2 + 2}
+    assert by_hour == {"y=2023/m=1/d=25/h=18": 5 + 2, "y=2023/m=1/d=25/h=19": 7 + 2 + 2}
     assert counts["duplicates"] == 1
     quarantine = run.read(run.quarantine)
     assert len(quarantine) == counts["quarantined"] == len(bad_lines) + 1 + 1 + 1 + 1 + 2 + 1 + 1 + 2
@@ -388,7 +389,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
         "file:///etc/hostname is not on the table's file system",
         "message of data type 'dns' on a 'flow' listener",
         "undecodable message",
-        "unknown schema version 2",
+        "unknown schema version 3",
     ):
         assert needle in joined, needle
     bad_row = next(q for q in quarantine if "got 3" in q["reason"])
@@ -405,7 +406,7 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
 
     again = run.run()
     assert again["batches"] == 0
-    assert len(run.read(run.table)) == 16 and len(run.read(run.quarantine)) == len(quarantine)
+    assert len(run.read(run.table)) == len(rows) and len(run.read(run.quarantine)) == len(quarantine)
 
 
 def test_killed_after_moving_files_restarts_exactly_once(

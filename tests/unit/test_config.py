@@ -202,6 +202,20 @@ def test_defaults(tmp_path: Path) -> None:
     assert list(config.pipelines_of_type("dns")) == ["dns_server_1"]
 
 
+@pytest.mark.parametrize(
+    ("given", "loaded"), [(None, "ingest"), ("ingest_v1", "ingest"), ("spot_list", "spot_list")]
+)
+def test_message_format_earlier_name_means_the_envelope(
+    tmp_path: Path, given: str | None, loaded: str
+) -> None:
+    """``ingest_v1`` (the name before envelope v2) loads as ``ingest``; a config without the key too."""
+    data = base()
+    if given is not None:
+        data["pipelines"]["flow_internals"]["message_format"] = given
+    config = load_ingest_config(write(tmp_path, data))
+    assert config.pipelines["flow_internals"].message_format == loaded
+
+
 def test_spot_template_values_still_load(tmp_path: Path) -> None:
     """Spot's documented template: blank spark values, numbers as strings, a quoted process_opt."""
     data = base()

@@ -4,20 +4,28 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
+import fastavro
 import pytest
 
 from spot_operators.envelope import (
+    MESSAGE_SCHEMA_FILE,
+    MESSAGE_SCHEMA_FILES,
     IngestMessage,
     Pointer,
+    csv_text_records,
     decode_message,
     decode_spot_list,
     encode_message,
     encode_spot_list,
+    leading_int,
+    load_schema,
 )
 from spot_operators.rows import HourPartition, Row
 from spot_operators.segments import (
     KAFKA_RECORD_OVERHEAD,
+    LARGEST_NUMBERS,
     RowTooLargeError,
     csv_line,
     inline_messages,
@@ -50,6 +58,70 @@ def test_inline_round_trip_keeps_every_field() -> None:
     assert decode_message(encode_message(message)) == message
 
 
+def test_inline_rows_travel_as_one_csv_text_and_come_back_as_records() -> None:
+    """v2: the rows are one CSV text; records holding a line feed, quotes or non-ASCII text come back
+    whole (a record ends at a line feed outside quotes)."""
+    rows = (
+        csv_line(["a", "b"]),
+        csv_line(["two\nlines", 'say "hi"']),
+        csv_line(["\n", '"\n"', ""]),
+        csv_line(["caf\u00e9", "\u2603"]),
+        "",
+    )
+    message = IngestMessage(**{**vars(TEMPLATE), "rows": rows})
+    record = message.to_record()
+    assert (record["schema_version"], record["row_count"]) == (2, 5)
+    assert record["csv"] == "".join(row + "\n" for row in rows).encode()
+    assert "rows" not in record
+    assert decode_message(encode_message(message)) == message
+    assert csv_text_records(record["csv"].decode()) == rows
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("a,b", "does not end with a line feed"), ('a,"b\n', "ends inside a quoted field")],
+)
+def test_a_csv_text_that_does_not_end_a_record_is_refused(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        csv_text_records(text)
+
+
+def test_version_1_messages_still_decode() -> None:
+    """Messages an earlier collector wrote (rows as an array of lines) decode to the same message."""
+    message = IngestMessage(**{**vars(TEMPLATE), "rows": ("a,b", '"x\ny",z'), "first_row_epoch": 1674671760})
+    record = {**message.to_record(), "schema_version": 1, "rows": list(message.rows)}
+    del record["csv"], record["row_count"]
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, load_schema(MESSAGE_SCHEMA_FILES[1]), record)
+    assert leading_int(buffer.getvalue()) == 1
+    assert decode_message(buffer.getvalue()) == message
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"row_count": 3}, "2 CSV records, row_count 3"),
+        ({"csv": b"a,b\n\xff\n"}, "its CSV text: 'utf-8' codec can't decode byte 0xff"),
+        ({"csv": b"a,b"}, "its CSV text: CSV text does not end with a line feed"),
+    ],
+)
+def test_a_v2_message_whose_text_disagrees_is_a_clear_error(change: dict[str, object], reason: str) -> None:
+    record = {**IngestMessage(**{**vars(TEMPLATE), "rows": ("a,b", "c,d")}).to_record(), **change}
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, load_schema(MESSAGE_SCHEMA_FILE), record)
+    with pytest.raises(ValueError, match=re.escape(f"not a Spot ingest message (schema v2): {reason}")):
+        decode_message(buffer.getvalue())
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"), [(0, b"\x00"), (1, b"\x02"), (2, b"\x04"), (-1, b"\x01"), (64, b"\x80\x01")]
+)
+def test_leading_int_reads_avro_zigzag_varints(value: int, expected: bytes) -> None:
+    assert leading_int(expected + b"rest") == value
+    assert leading_int(b"") is None
+    assert leading_int(b"\x80" * 5) is None
+
+
 def test_pointer_round_trip() -> None:
     pointer = Pointer(
         hdfs_path="/user/spot/flow/stage/20230125/18/f.csv", bytes=5_000_000, rows=40_000, sha256="cd" * 32
@@ -58,9 +130,10 @@ def test_pointer_round_trip() -> None:
     assert decode_message(encode_message(message)) == message
 
 
-def test_garbage_payload_is_a_clear_error() -> None:
+@pytest.mark.parametrize("payload", [b"\xff\xff\xff\xff\x0f", b"\x06garbage", b"\x04garbage", b""])
+def test_garbage_payload_is_a_clear_error(payload: bytes) -> None:
     with pytest.raises(ValueError, match="not a Spot ingest message"):
-        decode_message(b"\xff\xff\xff\xff\x0f")
+        decode_message(payload)
 
 
 def test_headers_name_pipeline_type_version_and_segment() -> None:
@@ -68,7 +141,7 @@ def test_headers_name_pipeline_type_version_and_segment() -> None:
     assert headers == {
         "spot.pipeline": b"flow_internals",
         "spot.type": b"flow",
-        "spot.schema_version": b"1",
+        "spot.schema_version": b"2",
         "spot.kind": b"INLINE",
         "spot.segment": b"3/5",
     }
@@ -122,19 +195,19 @@ def test_a_row_bigger_than_a_message_is_refused() -> None:
 def test_exact_fit_edges() -> None:
     """A segment of exactly the budget is accepted; one byte more splits it."""
     budget_limit = 4096
-    base = len(
-        encode_message(
-            IngestMessage(**{**vars(TEMPLATE), "segment_index": 2**31 - 1, "segment_count": 2**31 - 1})
-        )
-    )
+    base = len(encode_message(IngestMessage(**{**vars(TEMPLATE), **LARGEST_NUMBERS})))
     budget = budget_limit - KAFKA_RECORD_OVERHEAD
     fixed = _row(H1, "")
     prefix_len = len(csv_line(fixed.fields))
-    # One row whose array encoding (count 1 varint + string varint + bytes) fills the budget exactly.
-    target = budget - base - 1
-    payload = target - 2 - prefix_len  # 2-byte string length varint for 128..8191 bytes
+    # One row whose encoding fills the budget exactly: the empty CSV text and row count 0 of ``base``
+    # (a byte each) become row count 1 (a byte), the text's 2-byte length varint (128..8191 bytes) and
+    # the text (the line and its line feed).
+    text = budget - base - 1
+    payload = text - 1 - prefix_len
     row = _row(H1, "z" * payload)
-    assert len(inline_messages([row], template=TEMPLATE, max_request_size=budget_limit)) == 1
+    [message] = inline_messages([row], template=TEMPLATE, max_request_size=budget_limit)
+    at_max = IngestMessage(**{**vars(message), **LARGEST_NUMBERS})
+    assert len(encode_message(at_max)) == budget
     with pytest.raises(RowTooLargeError):
         inline_messages([_row(H1, "z" * (payload + 1))], template=TEMPLATE, max_request_size=budget_limit)
 

@@ -10,6 +10,7 @@ to skip. No Spark: the functions are plain generators over Arrow record batches.
 from __future__ import annotations
 
 import io
+import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,8 @@ import pytest
 
 from spot_operators.envelope import (
     MESSAGE_SCHEMA_FILE,
+    MESSAGE_SCHEMA_FILES,
+    SCHEMA_VERSION,
     SCHEMAS_DIR,
     SPOT_LIST_SCHEMA_FILE,
     IngestMessage,
@@ -28,6 +31,7 @@ from spot_operators.envelope import (
     encode_message,
     encode_spot_list,
     load_schema,
+    message_schema_jsons,
 )
 from spot_operators.listener_messages import (
     MESSAGE_COLUMNS,
@@ -75,6 +79,27 @@ def _version(message: IngestMessage, version: int) -> bytes:
     return buffer.getvalue()
 
 
+def v1_record(message: IngestMessage) -> dict[str, Any]:
+    """``message`` as a v1 envelope datum (its rows an array of lines), as earlier collectors wrote it."""
+    record = {**message.to_record(), "schema_version": 1, "rows": list(message.rows)}
+    del record["csv"], record["row_count"]
+    return record
+
+
+def encode_v1(message: IngestMessage) -> bytes:
+    """``message`` as a v1 envelope message: messages written before v2 must still load."""
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, load_schema(MESSAGE_SCHEMA_FILES[1]), v1_record(message))
+    return buffer.getvalue()
+
+
+def _encode(record: dict[str, Any]) -> bytes:
+    """A datum of the current envelope, written as it is (a CSV text need not be UTF-8)."""
+    buffer = io.BytesIO()
+    fastavro.schemaless_writer(buffer, load_schema(MESSAGE_SCHEMA_FILE), record)
+    return buffer.getvalue()
+
+
 def _kafka(values: Sequence[bytes | None], topic: str = "t", partition: int = 0) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(
         {
@@ -102,15 +127,18 @@ def _values() -> list[bytes | None]:
         encode_message(_inline(GOOD, "d-dns", data_type="dns")),
         b"\x00garbage",
         encode_message(_inline(GOOD, "d-cut"))[:-40],
-        _version(_inline(GOOD, "d-v2"), 2),
+        _version(_inline(GOOD, "d-v3"), 3),
         None,
         encode_message(_inline([], "d-empty")),
         encode_message(_inline(GOOD * 3, "d-good", index=1)),
+        encode_v1(_inline(BAD, "d-v1-bad")),
+        encode_v1(_inline(GOOD, "d-v1")),
+        encode_v1(_inline([], "d-v1-empty")),
     ]
 
 
-def _schema_json(message_format: str = "ingest_v1") -> str:
-    name = SPOT_LIST_SCHEMA_FILE if message_format == "spot_list" else MESSAGE_SCHEMA_FILE
+def _schema_json(message_format: str = "ingest", version: int = SCHEMA_VERSION) -> str:
+    name = SPOT_LIST_SCHEMA_FILE if message_format == "spot_list" else MESSAGE_SCHEMA_FILES[version]
     return (SCHEMAS_DIR / name).read_text(encoding="utf-8")
 
 
@@ -144,13 +172,13 @@ def _listen(
     skip: frozenset[Any] = frozenset(),
     bad_limit: int = 1000,
     bad_only: bool = False,
-    message_format: str = "ingest_v1",
+    message_format: str = "ingest",
 ) -> tuple[pa.Table, dict[str, Any]]:
     frames = listen_messages(
         iter([batch.slice(0, 4), batch.slice(4)]),
         "flow",
         message_format,
-        _schema_json(message_format),
+        message_schema_jsons(message_format),
         "edge" if message_format == "spot_list" else "",
         _good_columns("flow"),
         skip,
@@ -160,12 +188,15 @@ def _listen(
     return _run(list(frames), bad_only)
 
 
-def _reference(batch: pa.RecordBatch, message_format: str = "ingest_v1") -> dict[str, Any]:
+def _reference(batch: pa.RecordBatch, message_format: str = "ingest") -> dict[str, Any]:
     """The earlier pipeline: decode, dedupe, type_units, group by unit and hour."""
-    schema = fastavro.parse_schema(__import__("json").loads(_schema_json(message_format)))
+    schemas = {
+        version: fastavro.parse_schema(json.loads(text))
+        for version, text in message_schema_jsons(message_format).items()
+    }
     pipeline = "edge" if message_format == "spot_list" else ""
     decoded = [
-        decode_message(v, t, p, o, schema, "flow", message_format, pipeline)
+        decode_message(v, t, p, o, schemas, "flow", message_format, pipeline)
         for v, t, p, o in zip(*(batch.column(n).to_pylist() for n in batch.schema.names), strict=True)
     ]
     first: dict[Any, Any] = {}
@@ -175,7 +206,12 @@ def _reference(batch: pa.RecordBatch, message_format: str = "ingest_v1") -> dict
             first[key] = d
     unique = sorted(first.values(), key=message_key)
     units = [
-        {**{n: d[n] for n in MESSAGE_NAMES}, "lines": d["lines"], "text": None, "error": d["error"]}
+        {
+            **{n: d[n] for n in MESSAGE_NAMES},
+            "lines": d["lines"],
+            "text": None if d["text"] is None else d["text"].decode("utf-8"),
+            "error": d["error"],
+        }
         for d in unique
         if d["kind"] != "POINTER"
     ]
@@ -234,7 +270,7 @@ def encode_with_raw_lines(
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("message_format", ["ingest_v1", "spot_list"])
+@pytest.mark.parametrize("message_format", ["ingest", "ingest (v1 envelope)", "spot_list"])
 def test_a_line_that_is_not_utf8_is_quarantined_alone(message_format: str) -> None:
     """Only the damaged line goes to quarantine (its first bad byte named, shown as \\xNN); the
     message's other lines load, and the next message is typed column-wise as usual."""
@@ -242,9 +278,20 @@ def test_a_line_that_is_not_utf8_is_quarantined_alone(message_format: str) -> No
     if message_format == "spot_list":
         damaged = encode_with_raw_lines(_schema_json("spot_list"), {}, "list", lines)
         clean = encode_spot_list(GOOD)
-    else:
-        damaged = encode_with_raw_lines(_schema_json(), _inline([], "d-odd").to_record(), "rows", lines)
+    elif message_format == "ingest":
+        record = {
+            **_inline([], "d-odd").to_record(),
+            "csv": b"".join(line + b"\n" for line in lines),
+            "row_count": 3,
+        }
+        damaged = _encode(record)
         clean = encode_message(_inline(GOOD, "d-clean"))
+    else:
+        message_format = "ingest"
+        damaged = encode_with_raw_lines(
+            _schema_json(version=1), v1_record(_inline([], "d-odd")), "rows", lines
+        )
+        clean = encode_v1(_inline(GOOD, "d-clean"))
     good, report = _listen(_kafka([damaged, clean]), message_format=message_format)
     assert good.num_rows == 2 + 2
     [(_, bad)] = report["bad"]
@@ -255,7 +302,7 @@ def test_a_line_that_is_not_utf8_is_quarantined_alone(message_format: str) -> No
     assert [m["kind"] for m in report["messages"]] == ["INLINE", "INLINE"]
 
 
-@pytest.mark.parametrize("message_format", ["ingest_v1", "spot_list"])
+@pytest.mark.parametrize("message_format", ["ingest", "spot_list"])
 def test_single_pass_equals_the_reference_pipeline(message_format: str) -> None:
     values: list[bytes | None]
     if message_format == "spot_list":
@@ -269,7 +316,7 @@ def test_single_pass_equals_the_reference_pipeline(message_format: str) -> None:
     assert [message_key(m) for m in first["messages"]] == [message_key(d) for d in want["decoded"]]
     skip = duplicates(first["messages"])
     assert skip == frozenset(message_key(d) for d in want["decoded"] if d not in want["unique"])
-    assert len(skip) == (1 if message_format == "ingest_v1" else 0)
+    assert len(skip) == (1 if message_format == "ingest" else 0)
 
     good, report = _listen(batch, skip=skip, message_format=message_format)
     names = good.schema.names
@@ -286,31 +333,46 @@ def test_single_pass_equals_the_reference_pipeline(message_format: str) -> None:
     assert sorted(tuple(r.values()) for r in bad.to_pylist()) == want["bad"]
 
 
+@pytest.mark.parametrize("encode", [encode_message, encode_v1], ids=["v2", "v1"])
 @pytest.mark.parametrize("group_rows", [1, 5, 30_000])
 def test_consecutive_messages_typed_together_equal_the_reference(
-    monkeypatch: pytest.MonkeyPatch, group_rows: int
+    monkeypatch: pytest.MonkeyPatch, group_rows: int, encode: Any
 ) -> None:
     """Clean INLINE messages in a row are typed as one body (up to ``INLINE_GROUP_ROWS`` lines); a
     group with a bad line, and messages around an error, give exactly the reference's rows, entries
-    and quarantine rows."""
+    and quarantine rows. For both envelope versions (a CSV text or an array of lines)."""
     import spot_operators.listener_pass as listener_pass
 
-    calls: list[int] = []
-    typed_lines = listener_pass.typed_lines
+    calls: list[int] = []  # the lines of each columnar typing call: a group's or one message's
+    typed_columns, typed_text, typed_lines = (
+        listener_pass.typed_columns,
+        listener_pass.typed_text,
+        listener_pass.typed_lines,
+    )
 
-    def counting(data_type: str, lines: Any) -> Any:
+    def counting_group(data_type: str, body: bytes, rows: int) -> Any:
+        calls.append(rows)
+        return typed_columns(data_type, body, rows)
+
+    def counting_text(data_type: str, text: str | bytes) -> Any:
+        calls.append(text.count(b"\n") if isinstance(text, bytes) else text.count("\n"))
+        return typed_text(data_type, text)
+
+    def counting_lines(data_type: str, lines: Any) -> Any:
         calls.append(len(lines))
         return typed_lines(data_type, lines)
 
-    monkeypatch.setattr(listener_pass, "typed_lines", counting)
+    monkeypatch.setattr(listener_pass, "typed_columns", counting_group)
+    monkeypatch.setattr(listener_pass, "typed_text", counting_text)
+    monkeypatch.setattr(listener_pass, "typed_lines", counting_lines)
     monkeypatch.setattr("spot_operators.listener_pass.INLINE_GROUP_ROWS", group_rows)
-    values = [encode_message(_inline(GOOD * k, f"d-{k}")) for k in (1, 2, 3)]  # 2, 4 and 6 lines
+    values = [encode(_inline(GOOD * k, f"d-{k}")) for k in (1, 2, 3)]  # 2, 4 and 6 lines
     values += [
         b"junk",
-        encode_message(_inline(BAD, "d-bad")),  # 3 lines, 2 of them bad
-        encode_message(_inline(GOOD, "d-4")),
-        encode_message(_inline(GOOD * 2, "d-5")),
-        encode_message(_inline(GOOD, "d-6")),
+        encode(_inline(BAD, "d-bad")),  # 3 lines, 2 of them bad
+        encode(_inline(GOOD, "d-4")),
+        encode(_inline(GOOD * 2, "d-5")),
+        encode(_inline(GOOD, "d-6")),
     ]
     batch = _kafka(values)
     want = _reference(batch)

@@ -37,7 +37,7 @@ def _config(tmp_path: Path, **changes: Any) -> IngestConfig:
 def test_one_listener_per_topic_with_shared_checkpoint_and_locations(tmp_path: Path) -> None:
     plans = listener_plans(_config(tmp_path, hdfs_app_path="/apps/spot"), "flow")
     assert [(p.topic, p.pipelines, p.message_format) for p in plans] == [
-        ("spot-flow_internals", ("flow_internals", "flow_externals"), "ingest_v1"),
+        ("spot-flow_internals", ("flow_internals", "flow_externals"), "ingest"),
         ("spot-flow-edge", ("flow_edge",), "spot_list"),
     ]
     first = plans[0]
