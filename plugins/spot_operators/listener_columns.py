@@ -1,7 +1,8 @@
 """The listener's columnar fast path: a whole unit of CSV lines -> typed Arrow columns, or "cannot vouch".
 
 Row-by-row typing (:mod:`spot_operators.listener_rows`) costs a regex, a range check and an ``int()``
-per field in Python; this module types a whole unit (an INLINE message's lines, or a staged CSV's text)
+per field in Python; this module types a whole unit (a CSV text: a staged CSV's or a v2 INLINE message's,
+or a v1 INLINE message's lines)
 with ``pyarrow.csv`` and ``pyarrow.compute`` instead, about ten times faster. It never decides anything
 the row path would decide differently: it only handles units it can prove clean, and returns ``None``
 for anything else (a column count, a bad value, an empty line, a quoted field spanning lines, a
@@ -82,7 +83,8 @@ def lines_body(lines: Any) -> bytes | None:
 
 
 def text_body(text: str | bytes) -> bytes | None:
-    """A staged CSV's text without its final ``\\n``, if every physical line is one plain record.
+    """A CSV text (staged, or a v2 INLINE message's) without its final ``\\n``, if every physical line
+    is one plain record.
 
     ``None`` when it is empty, starts or ends with a blank line, has a ``\\r`` (line numbering), a NUL,
     a byte order mark, or a quoted field that spans lines or is quoted ambiguously (a blank line inside
@@ -251,7 +253,8 @@ def typed_lines(data_type: str, lines: Any) -> pa.Table | None:
 
 
 def typed_text(data_type: str, text: str | bytes) -> pa.Table | None:
-    """Typed columns of a staged CSV's text (or its bytes), or ``None`` (type it with ``csv_records``).
+    """Typed columns of a CSV text (a staged CSV's or a v2 INLINE message's; its bytes or a string),
+    or ``None`` (type it with ``csv_records``).
 
     ``None`` too for a text holding bytes that are not UTF-8 (bytes that do not decode, or surrogate
     escapes, see :func:`spot_operators.listener_rows.staged_text`): the row path quarantines just

@@ -63,12 +63,12 @@ def arrow_schema(columns: Sequence[tuple[str, str]]) -> pa.Schema:
 
 
 def unit_items(data_type: str, text: str | bytes | None, lines: Any, error: str | None) -> Iterator[Any]:
-    """A unit (an error, a message's lines or a staged CSV's text) -> its typed rows.
+    """A unit (an error, a message's lines, or a CSV text, staged or a v2 message's) -> its typed rows.
 
     Yields one Arrow table (table columns then partition columns) for a unit the columnar path
     (:mod:`spot_operators.listener_columns`) vouches for; otherwise ``(line_no, raw, values or
     Quarantine)`` per record, the row path's, so quarantine reasons and line numbers are the row
-    path's. ``lines`` is a list of strings, an Arrow string array or None; ``text`` a staged CSV's
+    path's. ``lines`` is a list of strings, an Arrow string array or None; ``text`` a CSV
     text or its bytes (decoded by :func:`csv_records` for the row path only).
     """
     if error is not None:

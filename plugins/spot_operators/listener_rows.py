@@ -215,7 +215,8 @@ def _printable(raw: str) -> str:
 
 
 def csv_records(text: str | bytes) -> Iterator[tuple[int, str, list[str] | Quarantine]]:
-    """``(first line number, raw record text, fields or why not)`` of every record of a staged CSV.
+    """``(first line number, raw record text, fields or why not)`` of every record of a CSV text (a
+    staged CSV, or a v2 INLINE message's).
 
     Line numbers are 1-based physical lines; a quoted field may span lines. A quoting error quarantines
     the rest of the text from that record on (the reader cannot resynchronise reliably), as one entry.
