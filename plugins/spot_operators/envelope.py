@@ -153,7 +153,8 @@ def decode_message(payload: bytes) -> IngestMessage:
     that is not one raises ValueError."""
     version = leading_int(payload)
     if version not in MESSAGE_SCHEMA_FILES:
-        raise ValueError(f"not a Spot ingest message: schema version {version!r} is not one of 1, 2")
+        known = ", ".join(map(str, MESSAGE_SCHEMA_FILES))
+        raise ValueError(f"not a Spot ingest message: schema version {version!r} is not one of {known}")
     try:
         record = fastavro.schemaless_reader(
             io.BytesIO(payload), load_schema(MESSAGE_SCHEMA_FILES[version]), None

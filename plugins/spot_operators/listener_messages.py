@@ -119,7 +119,7 @@ def decode_message(
             record.update(kind="INLINE", lines=lines, expected_rows=len(lines))
         else:
             version = datum.get("schema_version")
-            if version not in schemas or version == SPOT_LIST_VERSION:
+            if version not in schemas:
                 raise RejectedMessage(f"unknown schema version {version!r}")
             record.update(
                 pipeline=datum["pipeline"],
