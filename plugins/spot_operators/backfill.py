@@ -31,9 +31,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, Protocol
 
 from spot_operators.config import IngestConfig, PipelineConfig
+from spot_operators.envelope import csv_text
 from spot_operators.layout import hdfs_type_root
 from spot_operators.ledger import FileVersion
 from spot_operators.rows import HourPartition
+from spot_operators.segments import csv_record_size
 
 Target = Literal["kafka", "hive"]
 ItemKind = Literal["csv", "segments"]
@@ -306,11 +308,11 @@ class Selection:
 
     @property
     def text(self) -> str:
-        return "".join(line + "\n" for line in self.lines)
+        return csv_text(self.lines)
 
     @property
     def bytes(self) -> int:
-        return sum(len(line.encode("utf-8")) + 1 for line in self.lines)
+        return sum(map(csv_record_size, self.lines))
 
     def line_break_record(self) -> int | None:
         """The source record number of the first row with a line break in a (quoted) field, if any.

@@ -29,7 +29,7 @@ from spot_operators.backfill import (
     select_rows,
 )
 from spot_operators.config import IngestConfig, PipelineConfig
-from spot_operators.envelope import IngestMessage
+from spot_operators.envelope import IngestMessage, csv_text
 from spot_operators.hdfs_store import HdfsClient, store_verified
 from spot_operators.ledger import FileLedger, FileVersion, State
 from spot_operators.publish import Producer, failed_segment_paths, publish_messages
@@ -119,7 +119,7 @@ def _segment_text(kept: KeptFile, hdfs: HdfsClient | None) -> str:
     parts: list[str] = []
     for message in kept.messages:
         if message.kind == "INLINE":
-            parts.extend(line + "\n" for line in message.rows)
+            parts.append(csv_text(message.rows))
         elif message.pointer is not None:
             if hdfs is None:
                 raise ValueError(f"{kept.folder}: a pointer segment needs an HDFS client")

@@ -85,7 +85,7 @@ class IngestMessage:
             "segment_count": self.segment_count,
             "first_row_epoch": self.first_row_epoch,
             "row_count": len(self.rows),
-            "csv": csv_text(self.rows),
+            "csv": csv_text(self.rows).encode("utf-8"),
             "pointer": None if self.pointer is None else vars(self.pointer),
         }
 
@@ -107,13 +107,14 @@ def encode_message(message: IngestMessage) -> bytes:
     return buffer.getvalue()
 
 
-def csv_text(rows: Iterable[str]) -> bytes:
-    """An INLINE segment's CSV records (each without terminator) as the UTF-8 text a v2 message carries."""
-    return "".join(row + "\n" for row in rows).encode("utf-8")
+def csv_text(rows: Iterable[str]) -> str:
+    """CSV records (each without terminator) as one CSV text, each ended by a line feed: what a v2
+    INLINE message carries (as UTF-8) and what a staged CSV holds."""
+    return "".join(row + "\n" for row in rows)
 
 
 def csv_text_records(text: str) -> tuple[str, ...]:
-    """Inverse of :func:`csv_text` (decoded): the records, without terminators, of a CSV text.
+    """Inverse of :func:`csv_text`: the records, without terminators, of a CSV text.
 
     A record ends at a line feed outside quotes. RFC 4180 doubles a quote inside a quoted field, so
     a record is complete exactly when it holds an even number of quotes. Raises ValueError for a

@@ -11,7 +11,6 @@ import pytest
 
 from spot_operators.envelope import (
     MESSAGE_SCHEMA_FILE,
-    MESSAGE_SCHEMA_FILES,
     IngestMessage,
     Pointer,
     csv_text_records,
@@ -31,6 +30,7 @@ from spot_operators.segments import (
     inline_messages,
     should_inline,
 )
+from tests.unit.test_listener_job import encode_v1
 
 TEMPLATE = IngestMessage(
     kind="INLINE",
@@ -89,12 +89,9 @@ def test_a_csv_text_that_does_not_end_a_record_is_refused(text: str, reason: str
 def test_version_1_messages_still_decode() -> None:
     """Messages an earlier collector wrote (rows as an array of lines) decode to the same message."""
     message = IngestMessage(**{**vars(TEMPLATE), "rows": ("a,b", '"x\ny",z'), "first_row_epoch": 1674671760})
-    record = {**message.to_record(), "schema_version": 1, "rows": list(message.rows)}
-    del record["csv"], record["row_count"]
-    buffer = io.BytesIO()
-    fastavro.schemaless_writer(buffer, load_schema(MESSAGE_SCHEMA_FILES[1]), record)
-    assert leading_int(buffer.getvalue()) == 1
-    assert decode_message(buffer.getvalue()) == message
+    payload = encode_v1(message)
+    assert leading_int(payload) == 1
+    assert decode_message(payload) == message
 
 
 @pytest.mark.parametrize(

@@ -72,11 +72,7 @@ def _inline(rows: list[str], digest: str, index: int = 0, data_type: str = "flow
 
 
 def _version(message: IngestMessage, version: int) -> bytes:
-    buffer = io.BytesIO()
-    fastavro.schemaless_writer(
-        buffer, load_schema(MESSAGE_SCHEMA_FILE), {**message.to_record(), "schema_version": version}
-    )
-    return buffer.getvalue()
+    return _encode({**message.to_record(), "schema_version": version})
 
 
 def v1_record(message: IngestMessage) -> dict[str, Any]:
