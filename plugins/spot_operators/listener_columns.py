@@ -57,7 +57,7 @@ def _any(mask: Any) -> bool:
 
 
 def lines_body(lines: Any) -> bytes | None:
-    """The lines of an INLINE message joined with ``\\n``, if each is one plain record on one line.
+    """The lines of an INLINE message, each ended by ``\\n``, if each is one plain record on one line.
 
     ``None`` when a line is null, the first or last is empty, one holds a ``\\r`` or a NUL, starts with
     a byte order mark, is not UTF-8, or has quoting the two parsers could read differently: then its
@@ -70,51 +70,53 @@ def lines_body(lines: Any) -> bytes | None:
             return None
         offsets = pa.array([0, len(lines)], pa.int32())
         joined = pc.binary_join(pa.ListArray.from_arrays(offsets, lines.cast(pa.string())), "\n")
-        body: str | bytes = joined[0].as_py()
+        body: str | bytes = joined[0].as_py() + "\n"
     else:
         if not lines:
             return None
-        try:
-            body = b"\n".join(lines) if isinstance(lines[0], bytes) else "\n".join(lines)
+        try:  # a final empty item ends the last line too, in the same join
+            body = b"\n".join([*lines, b""]) if isinstance(lines[0], bytes) else "\n".join([*lines, ""])
         except TypeError:  # a null line, or strings and bytes mixed
             return None
     return _plain_body(body)
 
 
 def text_body(text: str | bytes) -> bytes | None:
-    """A CSV text (staged, or a v2 INLINE message's) without its final ``\\n``, if every physical line
-    is one plain record.
+    """A CSV text (staged, or a v2 INLINE message's) as UTF-8 ending with ``\\n``, if every physical
+    line is one plain record.
 
     ``None`` when it is empty, starts or ends with a blank line, has a ``\\r`` (line numbering), a NUL,
     a byte order mark, or a quoted field that spans lines or is quoted ambiguously (a blank line inside
     makes :func:`typed_columns` refuse it). ``text`` may be the file's bytes as read: they are then
-    not decoded at all (the CSV parse checks that they are UTF-8).
+    neither decoded (the CSV parse checks that they are UTF-8) nor copied, as a text ending with its
+    line feed is already a body (a line feed is only added to one without).
     """
-    body: str | bytes
     if isinstance(text, bytes):
-        body = text[:-1] if text.endswith(b"\n") else text
-    else:
-        body = text[:-1] if text.endswith("\n") else text
-    return _plain_body(body)
+        return _plain_body(text if text.endswith(b"\n") else text + b"\n")
+    return _plain_body(text if text.endswith("\n") else text + "\n")
 
 
 def _plain_body(body: str | bytes) -> bytes | None:
-    """``body`` as UTF-8 if each of its lines may be one plain record, else ``None``.
+    """``body`` (its lines each ended by ``\\n``) as UTF-8 if each line may be one plain record, else
+    ``None``.
 
-    Whole-text searches (C speed) rather than a regex per line. A blank line or a line holding a line
-    break is left to :func:`typed_columns`: Arrow reads a blank line as a row of empty fields, which
-    every table refuses (an integer column, or the proxy's date check), a row with too few fields fails
-    the parse, and the row count must equal the unit's (scanning the body for them too cost about 6% of
-    the typing; ``b"\\n\\n" in body`` alone takes 18 ms per 19 MB, line feeds being everywhere). Only a body
-    with a quote pays for the per-line check of its quoting (and, as bytes, for a UTF-8 check; the
-    CSV parse checks the others). A string holding surrogate escapes (bytes that were not UTF-8, see
+    Whole-text searches (C speed) rather than a regex per line. The final line feed stays: Arrow's
+    CSV reader ends the last record there and adds no row, so no caller copies a text to drop it. A
+    blank line or a line holding a line break is left to :func:`typed_columns`: Arrow reads a blank
+    line as a row of empty fields, which every table refuses (an integer column, or the proxy's date
+    check), a row with too few fields fails the parse, and the row count must equal the unit's
+    (scanning the body for them too cost about 6% of the typing; ``b"\\n\\n" in body`` alone takes 18 ms
+    per 19 MB, line feeds being everywhere). Only a body with a quote pays for the per-line check of
+    its quoting (and, as bytes, for a UTF-8 check; the CSV parse checks the others). A string holding
+    surrogate escapes (bytes that were not UTF-8, see
     :func:`spot_operators.listener_rows.staged_text`) is ``None`` too: the row path names the bytes.
     """
     try:
         data = body.encode("utf-8") if isinstance(body, str) else body
     except UnicodeEncodeError:
         return None
-    if not data or data.startswith((b"\n", codecs.BOM_UTF8)) or data.endswith(b"\n"):
+    # Empty, a blank first or last line, or (never from the callers above) no final line feed.
+    if data.startswith((b"\n", codecs.BOM_UTF8)) or data.endswith(b"\n\n") or not data.endswith(b"\n"):
         return None
     if b"\r" in data or b"\x00" in data:
         return None
@@ -123,7 +125,7 @@ def _plain_body(body: str | bytes) -> bytes | None:
             lines = pc.split_pattern(pa.array([data], type=pa.string()), "\n").flatten()
         except pa.ArrowInvalid:  # not UTF-8
             return None
-        if not _all(pc.match_substring_regex(lines, _WELL_FORMED)):
+        if not _all(pc.match_substring_regex(lines, _WELL_FORMED)):  # the final "" matches too
             return None
     return data
 
@@ -210,7 +212,8 @@ def _proxy_hours(p_date: Any, p_time: Any) -> list[Any] | None:
 
 
 def typed_columns(data_type: str, body: bytes, rows: int) -> pa.Table | None:
-    """Typed columns and partition of ``body`` (``rows`` records, one per line), or ``None``.
+    """Typed columns and partition of ``body`` (``rows`` records, one per line, each line ended by
+    ``\\n``), or ``None``.
 
     ``body`` comes from :func:`lines_body` or :func:`text_body`. The table has the Hive table's columns
     then its partition columns, in the listener's Arrow types; ``None`` means "type it row by row".
@@ -262,4 +265,4 @@ def typed_text(data_type: str, text: str | bytes) -> pa.Table | None:
     their records.
     """
     body = text_body(text)
-    return None if body is None else typed_columns(data_type, body, body.count(b"\n") + 1)
+    return None if body is None else typed_columns(data_type, body, body.count(b"\n"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -239,7 +240,7 @@ class UnitSink:
         One group-by over (unit, hour) gives every unit's entries; the rows are split by hour once.
         """
 
-        units = pa.array([n for n, size in enumerate(sizes) for _ in range(size)], pa.int32())
+        units = unit_numbers(sizes)
         keys = typed.select(self.partitions).append_column("unit", units)
         counts: list[dict[tuple[Any, ...], list[int]]] = [{} for _ in idents]
         grouped = keys.group_by(["unit", *self.partitions], use_threads=False).aggregate([("unit", "count")])
@@ -320,6 +321,16 @@ class UnitSink:
                         yield from self._keep(batch)
         if counts:
             self._entries(ident, counts)
+
+
+def unit_numbers(sizes: Sequence[int]) -> Any:
+    """Each row's unit number (int32) for consecutive units of ``sizes`` rows: ``[2, 1]`` -> ``0, 0, 1``.
+
+    Built as one buffer of repeated 4-byte numbers (C-speed ``bytes`` repetition): a list of Python
+    ints per row took 6 ms per 120,000 rows, and Arrow's run-end arrays import pandas.
+    """
+    data = b"".join(struct.pack("=i", unit) * size for unit, size in enumerate(sizes))
+    return pa.Array.from_buffers(pa.int32(), len(data) // 4, [None, pa.py_buffer(data)])
 
 
 def hour_slices(table: Any, partitions: Sequence[str]) -> list[tuple[tuple[Any, ...], Any]]:

@@ -382,11 +382,20 @@ def test_mixed_units_keep_order_provenance_and_quarantine(monkeypatch: pytest.Mo
 
 
 def test_bodies_are_the_records_one_per_line() -> None:
-    assert lines_body([FLOW_LINE, DNS_LINE]) == f"{FLOW_LINE}\n{DNS_LINE}".encode()
-    assert text_body(f"{FLOW_LINE}\n{DNS_LINE}\n") == f"{FLOW_LINE}\n{DNS_LINE}".encode()
+    body = f"{FLOW_LINE}\n{DNS_LINE}\n".encode()  # each record ended by its line feed
+    assert lines_body([FLOW_LINE, DNS_LINE]) == body
+    assert lines_body(pa.array([FLOW_LINE, DNS_LINE])) == body
+    assert text_body(f"{FLOW_LINE}\n{DNS_LINE}\n") == body
+    assert text_body(f"{FLOW_LINE}\n{DNS_LINE}") == body  # a text without its final line feed
+    text = f"{FLOW_LINE}\n{DNS_LINE}\n".encode()
+    assert text_body(text) is text  # a staged or v2 text is not copied
     assert lines_body([]) is None and lines_body(pa.array([FLOW_LINE, None])) is None
+    # A blank first or last line, or an empty text, is not a body.
+    for blank in ("", "\n", f"\n{FLOW_LINE}\n", f"{FLOW_LINE}\n\n"):
+        assert text_body(blank) is None and text_body(blank.encode()) is None, repr(blank)
+    assert lines_body([FLOW_LINE, ""]) is None and lines_body(["", FLOW_LINE]) is None
     # Lines as the listener reads them: bytes, the same body; not UTF-8 is the row path's business.
-    assert lines_body([FLOW_LINE.encode(), DNS_LINE.encode()]) == f"{FLOW_LINE}\n{DNS_LINE}".encode()
+    assert lines_body([FLOW_LINE.encode(), DNS_LINE.encode()]) == body
     assert lines_body([b'"a",b', b"\xff"]) is None
     assert typed_lines("flow", [FLOW_LINE.encode(), FLOW_LINE.encode().replace(b",", b",\xff", 1)]) is None
     assert typed_lines("flow", [FLOW_LINE, FLOW_LINE.replace(",", ",\udcff", 1)]) is None  # surrogate escape

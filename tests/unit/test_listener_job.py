@@ -53,6 +53,7 @@ from spot_operators.listener_pass import (
     parquet_files,
     refused_texts_report,
     type_units,
+    unit_numbers,
 )
 from spot_operators.listener_publish import glob_escaped
 from spot_operators.tables import TABLES
@@ -555,6 +556,12 @@ def test_duplicates_keep_the_lowest_topic_partition_offset() -> None:
     found = [m("b", 0, 1, "x"), m("a", 1, 9, "x"), m("a", 1, 3, "x"), m("a", 0, 5, "x", 1), m("a", 0, 2, "y")]
     assert duplicates(found) == {("b", 0, 1), ("a", 1, 9)}
     assert duplicates([]) == frozenset()
+
+
+def test_unit_numbers_repeat_each_unit_number_by_its_size() -> None:
+    assert unit_numbers([2, 1, 3]).to_pylist() == [0, 0, 1, 2, 2, 2]
+    assert unit_numbers([0, 2, 0, 1]).to_pylist() == [1, 1, 3]  # an empty unit has no rows
+    assert unit_numbers([]).to_pylist() == [] and unit_numbers([1]).type == pa.int32()
 
 
 def test_parquet_files_are_one_per_hour_without_partition_columns() -> None:
