@@ -266,7 +266,8 @@ class UnitSink:
         typed = None
         sizes = [len(r["lines"]) if r["text"] is None else r["text"].count(b"\n") for r in records]
         if len(records) > 1:
-            texts = (b"\n".join(r["lines"]) + b"\n" if r["text"] is None else r["text"] for r in records)
+            # v1 lines each ended by "\n" in one join, as lines_body does; a v2 text already is.
+            texts = (b"\n".join([*r["lines"], b""]) if r["text"] is None else r["text"] for r in records)
             body = text_body(b"".join(texts))
             typed = None if body is None else typed_columns(self.data_type, body, sum(sizes))
         if typed is None:
