@@ -33,7 +33,7 @@ passes' tasks run :mod:`spot_operators.listener_pass` (decoding in
    Hive types and ranges, UTC hour partition from ``unix_tstamp``, or ``p_date``/``p_time`` for proxy);
    a unit whose lines are all clean is typed column-wise by :mod:`spot_operators.listener_columns` to the
    same values, and consecutive clean INLINE messages are typed together (``INLINE_GROUP_ROWS``);
-5. the driver collects the passes' Parquet files (``collect``: compressed, about a tenth of the CSV),
+5. the driver collects the passes' Parquet files (``toArrow``: compressed, about a tenth of the CSV),
    writes them into staging a few at a time, then publishes them under
    ``--table-location`` in ``y=/m=/d=/h=`` folders
    (Spot's layout, the folders spot-ml reads; the layout of Spark's ``partitionBy``), bad rows (Spark,
@@ -447,27 +447,30 @@ class Listener:
     ) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
         """Run a typing pass and start writing its Parquet files under ``staging/t/<hour folder>/``.
 
-        One job (``collect``): its tasks run side by side, and their output is small (compressed
+        One job (``toArrow``): its tasks run side by side, and their output is small (compressed
         Parquet, about a tenth of the CSV it came from, plus a report per task), so the driver
-        takes it whole. ``toLocalIterator`` would hold less but runs one partition per job, one
-        core busy at a time. The HDFS writes run a few at a time in the background (an HDFS close
-        waits for its block report) while the batch goes on: the next pass, the manifest and the
-        clearing of the target folders; :meth:`_publish` waits for them before its first move.
+        takes it whole, as Arrow batches (``collect`` pickles each row in the JVM and unpickles it
+        here: 0.05-0.09 s more per 250,000-row batch). ``toLocalIterator`` would hold less but runs
+        one partition per job, one core busy at a time. The HDFS writes run a few at a time in the
+        background (an HDFS close waits for its block report) while the batch goes on: the next
+        pass, the manifest and the clearing of the target folders; :meth:`_publish` waits for them
+        before its first move.
         Returns the staged files per target folder (numbered from ``first``) and the tasks'
         reports; ``label`` prefixes the pass's phase names in the batch's log line.
         """
         reports: list[dict[str, Any]] = []
         files: list[tuple[str, bytes]] = []
         staged: dict[str, list[str]] = {}
-        collected = frame.collect()
+        collected = frame.toArrow()
         self._phase(f"{label}typing")
-        for row in collected:
-            if row["kind"] == "report":
-                reports.append(json.loads(bytes(row["data"])))
+        columns = (collected.column(name).to_pylist() for name in ("kind", "folder", "data"))
+        for kind, folder, data in zip(*columns, strict=True):
+            if kind == "report":
+                reports.append(json.loads(data))
             else:
-                target = f"{staging}/t/{row['folder']}/part-{first + len(files):05d}.parquet"
-                files.append((target, bytes(row["data"])))
-                staged.setdefault(row["folder"], []).append(target)
+                target = f"{staging}/t/{folder}/part-{first + len(files):05d}.parquet"
+                files.append((target, data))
+                staged.setdefault(folder, []).append(target)
         self.writes.extend(self.pool.submit(self.hdfs.write_bytes, target, data) for target, data in files)
         self._phase(f"{label}staging")
         return staged, reports
