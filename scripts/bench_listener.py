@@ -335,6 +335,13 @@ def rate(rows: float, seconds: float) -> str:
     return f"{rows / seconds:12,.0f}" if seconds > 0 else f"{'-':>12}"
 
 
+def median_line(ratios: list[float]) -> str:
+    """The figure to read of a ratio measured once per run: its median (the runs spread by about 0.3
+    on a shared 2-core machine), with the range."""
+    spread = f"{min(ratios):.2f}-{max(ratios):.2f}"
+    return f"median {statistics.median(ratios):.2f} of {len(ratios)} runs ({spread})"
+
+
 def steady_state(
     progress: list[dict[str, int]], rows_per_message: float | None = None
 ) -> tuple[float, float]:
@@ -361,7 +368,9 @@ def main() -> int:
         help="size of the staged pieces (default: kafka.staged_csv_max_bytes of the config)",
     )
     parser.add_argument("--partitions", type=int, default=2, help="partitions of the bench topics")
-    parser.add_argument("--repeat", type=int, default=2, help="runs of each throughput measurement")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs of each throughput measurement (read the ratios' median)"
+    )
     parser.add_argument(
         "--batches", type=int, default=4, help="micro-batches per run (maxOffsetsPerTrigger); 1: one batch"
     )
@@ -541,24 +550,28 @@ def main() -> int:
             runs = [(w, b) for label, _, w, b in figures if label == f"listener {path}"]
             limits = [(w, b) for label, _, w, b in figures if label == LIMITS[limit]]
             # Throughput ratio = limit seconds / listener seconds (same rows).
-            ratios = [
-                f"wall {lim_w / lis_w:.2f}, batch {lim_b / lis_b:.2f}"
-                for (lis_w, lis_b), (lim_w, lim_b) in zip(runs, limits, strict=True)
-            ]
+            pairs = list(zip(runs, limits, strict=True))
+            ratios = [f"wall {lw / sw:.2f}, batch {lb / sb:.2f}" for (sw, sb), (lw, lb) in pairs]
             print(f"listener {path} / {limit} limit (per run): {'; '.join(ratios)}{TARGET[path == limit]}")
-        if args.batches > 1:
+            if pairs:
+                print(f"  {median_line([lb / sb for (_, sb), (_, lb) in pairs])} (batch)")
+        if args.batches > 1 and steady:  # none with --repeat 0 (latency only)
             print(f"\nsteady state (batches after the first of each run; {args.batches} batches per run):")
             for path in ("inline limit", "inline", "pointer limit", "pointer"):
                 figure = ", ".join(f"{rate(r, t).strip()} rows/s ({t:.1f}s)" for r, t in steady[path])
                 print(f"  {path:<14} {figure}")
             for path, limit in comparisons:
-                ratios = [
-                    f"{(r / t) / (lr / lt):.2f}" if t and lt else "-"
+                values = [
+                    (r / t) / (lr / lt) if t and lt else None
                     for (r, t), (lr, lt) in zip(steady[path], steady[f"{limit} limit"], strict=True)
                 ]
+                ratios = ["-" if v is None else f"{v:.2f}" for v in values]
                 print(
                     f"  listener {path} / {limit} limit (per run): {', '.join(ratios)}{TARGET[path == limit]}"
                 )
+                measured = [v for v in values if v is not None]
+                if measured:
+                    print(f"    {median_line(measured)}")
         if latencies:
             print(f"micro-batch latency, median of {len(latencies)}: {statistics.median(latencies):.1f}s")
         return 0
