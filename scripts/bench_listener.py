@@ -551,10 +551,13 @@ def main() -> int:
             limits = [(w, b) for label, _, w, b in figures if label == LIMITS[limit]]
             # Throughput ratio = limit seconds / listener seconds (same rows).
             pairs = list(zip(runs, limits, strict=True))
-            ratios = [f"wall {lw / sw:.2f}, batch {lb / sb:.2f}" for (sw, sb), (lw, lb) in pairs]
+            ratios = [
+                f"wall {lim_w / lis_w:.2f}, batch {lim_b / lis_b:.2f}"
+                for (lis_w, lis_b), (lim_w, lim_b) in pairs
+            ]
             print(f"listener {path} / {limit} limit (per run): {'; '.join(ratios)}{TARGET[path == limit]}")
             if pairs:
-                print(f"  {median_line([lb / sb for (_, sb), (_, lb) in pairs])} (batch)")
+                print(f"  {median_line([lim_b / lis_b for (_, lis_b), (_, lim_b) in pairs])} (batch)")
         if args.batches > 1 and steady:  # none with --repeat 0 (latency only)
             print(f"\nsteady state (batches after the first of each run; {args.batches} batches per run):")
             for path in ("inline limit", "inline", "pointer limit", "pointer"):
