@@ -551,13 +551,12 @@ def main() -> int:
             limits = [(w, b) for label, _, w, b in figures if label == LIMITS[limit]]
             # Throughput ratio = limit seconds / listener seconds (same rows).
             pairs = list(zip(runs, limits, strict=True))
-            ratios = [
-                f"wall {lim_w / lis_w:.2f}, batch {lim_b / lis_b:.2f}"
-                for (lis_w, lis_b), (lim_w, lim_b) in pairs
-            ]
+            wall_ratios = [lim_w / lis_w for (lis_w, _), (lim_w, _) in pairs]
+            batch_ratios = [lim_b / lis_b for (_, lis_b), (_, lim_b) in pairs]
+            ratios = [f"wall {w:.2f}, batch {b:.2f}" for w, b in zip(wall_ratios, batch_ratios, strict=True)]
             print(f"listener {path} / {limit} limit (per run): {'; '.join(ratios)}{TARGET[path == limit]}")
-            if pairs:
-                print(f"  {median_line([lim_b / lis_b for (_, lis_b), (_, lim_b) in pairs])} (batch)")
+            if batch_ratios:
+                print(f"  {median_line(batch_ratios)} (batch)")
         if args.batches > 1 and steady:  # none with --repeat 0 (latency only)
             print(f"\nsteady state (batches after the first of each run; {args.batches} batches per run):")
             for path in ("inline limit", "inline", "pointer limit", "pointer"):
