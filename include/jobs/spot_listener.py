@@ -459,8 +459,8 @@ class Listener:
         reports; ``label`` prefixes the pass's phase names in the batch's log line.
         """
         reports: list[dict[str, Any]] = []
-        files: list[tuple[str, bytes]] = []
         staged: dict[str, list[str]] = {}
+        number = first
         collected = frame.toArrow()
         self._phase(f"{label}typing")
         columns = (collected.column(name).to_pylist() for name in ("kind", "folder", "data"))
@@ -468,10 +468,10 @@ class Listener:
             if kind == "report":
                 reports.append(json.loads(data))
             else:
-                target = f"{staging}/t/{folder}/part-{first + len(files):05d}.parquet"
-                files.append((target, data))
+                target = f"{staging}/t/{folder}/part-{number:05d}.parquet"
+                number += 1
                 staged.setdefault(folder, []).append(target)
-        self.writes.extend(self.pool.submit(self.hdfs.write_bytes, target, data) for target, data in files)
+                self.writes.append(self.pool.submit(self.hdfs.write_bytes, target, data))
         self._phase(f"{label}staging")
         return staged, reports
 
