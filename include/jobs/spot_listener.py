@@ -12,7 +12,10 @@ batch holds POINTER messages), with no shuffle and no cached frame. This file is
 passes' tasks run :mod:`spot_operators.listener_pass` (decoding in
 :mod:`spot_operators.listener_messages`), which it ships to the executors (``SHIPPED_MODULES``):
 
-1. pass over the Kafka values (``mapInArrow``, :func:`listen_messages`): decode each with fastavro
+1. pass over the Kafka values (``mapInArrow``, :func:`listen_messages`; for a batch of at most
+   ``--driver-batch-messages`` messages by Spark's offset log, the same function in the driver over the
+   values collected without Python workers: a POINTER batch's two or three messages, a quiet
+   continuous trigger; :mod:`spot_operators.streaming_offsets`): decode each with fastavro
    (``--message-format ingest``: the project's envelope, ``include/schemas/spot_ingest_message.v2.avsc``
    and its predecessor v1;
    ``spot_list``: Apache Spot's Distributed Collector ``list.avsc``; a value that does not decode, has an
@@ -77,6 +80,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 PLUGINS_DIR = Path(__file__).resolve().parents[2] / "plugins"
 sys.path.append(str(PLUGINS_DIR))  # spot_operators, if not on PYTHONPATH
 
@@ -97,6 +102,7 @@ from spot_operators.listener_publish import (  # noqa: E402
     publish_batch,
     staging_folder,
 )
+from spot_operators.streaming_offsets import messages_between  # noqa: E402
 
 log = logging.getLogger("spot.jobs.spot_listener")
 SHIPPED_MODULES = (
@@ -119,6 +125,10 @@ ARROW_MESSAGES_PER_BATCH = 4
 HDFS_THREADS = 32
 """HDFS calls the driver makes at once (staged files, clearing and moving folders): each is a
 NameNode round trip, and a file's close waits for its block, so they overlap well."""
+DRIVER_BATCH_MESSAGES = 8
+"""Default of ``--driver-batch-messages``. A message is at most Kafka's request size (1 MiB by
+default), so the driver holds and types at most a few MiB, which takes it about as long as a Spark job
+takes to start its Python workers on them."""
 STAGED_HEAP_FACTOR = 13
 """Heap a task takes to read a staged CSV whole, per byte of the file (measured: 1g reads 75 MB, not 100)."""
 
@@ -142,6 +152,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--mode", choices=("availableNow", "continuous"), default="availableNow")
     parser.add_argument("--batch-seconds", type=int, default=30, help="continuous mode trigger interval")
     parser.add_argument("--max-offsets-per-trigger", type=int, default=0, help="0: no limit")
+    parser.add_argument(
+        "--driver-batch-messages",
+        type=int,
+        default=DRIVER_BATCH_MESSAGES,
+        help="a batch of at most this many Kafka messages is typed in the driver, without a Spark job "
+        "(0: always in Spark's tasks)",
+    )
     parser.add_argument("--message-format", choices=("ingest", "spot_list"), default="ingest")
     parser.add_argument("--pipeline", default="", help="pipeline name recorded for spot_list messages")
     parser.add_argument("--result", default="", help="local JSON file for the counts (availableNow)")
@@ -303,8 +320,10 @@ class Listener:
         self.task_heap = task_heap_bytes(spark)
         self.quarantine_location = self.hdfs.qualified(args.quarantine_location)
         self.tag = hashlib.sha256(self.hdfs.qualified(args.checkpoint).encode()).hexdigest()[:10]
+        self.offset_log = f"{self.hdfs.qualified(args.checkpoint)}/offsets"  # Spark's, see _few_messages
         self.counts: dict[str, Any] = {
             "batches": 0,
+            "batches_typed_in_driver": 0,
             "messages": 0,
             "duplicates": 0,
             "rows": 0,
@@ -325,6 +344,22 @@ class Listener:
         self.phases[name] = self.phases.get(name, 0.0) + now - self.mark
         self.mark = now
 
+    def _few_messages(self, batch_id: int) -> bool:
+        """Whether batch ``batch_id`` holds at most ``--driver-batch-messages`` messages, by Spark's
+        offset log (this batch's entry and the previous one); False when that is unknown (the first
+        batch of a checkpoint, a new partition, an entry this listener cannot read)."""
+        limit = self.args.driver_batch_messages
+        if limit <= 0 or batch_id == 0:
+            return False
+        entries = [f"{self.offset_log}/{n}" for n in (batch_id - 1, batch_id)]
+        try:
+            start, end = self.pool.map(self.hdfs.read_text, entries)
+        except Exception as exc:  # Py4JJavaError: a purged or missing entry
+            log.info("batch %d: offset log not readable (%s), typing it in Spark's tasks", batch_id, exc)
+            return False
+        count = messages_between(start, end)
+        return count is not None and count <= limit
+
     def _pause(self, point: str, batch_id: int) -> None:
         if self.args.test_pause_at == point and batch_id == 0 and self.args.test_pause_marker:
             Path(self.args.test_pause_marker).write_text(point)
@@ -343,17 +378,36 @@ class Listener:
         #    (per task and hour), and a report per task: messages, load-log entries, quarantine rows.
         kafka = df.select("value", "topic", "partition", "offset")
         decode_args = (args.data_type, args.message_format, self.schema_jsons, args.pipeline, good_columns)
+        self.phases, self.mark = {}, time.monotonic()
+        phase = self._phase
+        # A batch of a few messages (POINTER messages, a quiet continuous trigger) is typed here, in
+        # the driver: the same pass, without a Spark job that starts Python workers for it.
+        in_driver = self._few_messages(batch_id)
+        phase("setup")
+        kafka_rows = kafka.toArrow().to_batches() if in_driver else None
 
         def messages_frame(skip: frozenset[Any], bad_only: bool = False) -> Any:
+            """The messages pass (``PASS_COLUMNS``; ``BAD_COLUMNS`` with ``bad_only``) as a DataFrame."""
+            if kafka_rows is not None:
+                return self.spark.createDataFrame(messages_typed_here(skip, bad_only))
             ddl = spark_ddl(BAD_COLUMNS if bad_only else PASS_COLUMNS)
             return kafka.mapInArrow(
                 lambda it: listen_messages(it, *decode_args, skip, BAD_LIMIT, bad_only), ddl
             )
 
-        self.phases, self.mark = {}, time.monotonic()
-        phase = self._phase
-        phase("setup")
-        staged, reports = self._collect(messages_frame(frozenset()), staging)
+        def messages_typed_here(skip: frozenset[Any], bad_only: bool = False) -> Any:
+            output = listen_messages(kafka_rows, *decode_args, skip, BAD_LIMIT, bad_only)
+            return pa.Table.from_batches(
+                output, schema=arrow_schema(BAD_COLUMNS if bad_only else PASS_COLUMNS)
+            )
+
+        def messages_output(skip: frozenset[Any]) -> Any:
+            """The messages pass's output as an Arrow table, typed here or by Spark's tasks."""
+            if kafka_rows is not None:
+                return messages_typed_here(skip)
+            return messages_frame(skip).toArrow()
+
+        staged, reports = self._collect(messages_output(frozenset()), staging)
         found = [m for r in reports for m in r["messages"]]
         # 2. One message per (file_digest, segment_index): the lowest (topic, partition, offset). Duplicates
         #    are rare (a producer retry, a file re-published inside the batch): then the staged files are
@@ -362,7 +416,7 @@ class Listener:
         if skip:
             self._settle_writes()
             self.hdfs.delete(staging, recursive=True)
-            staged, _ = self._collect(messages_frame(skip), staging)
+            staged, _ = self._collect(messages_output(skip), staging)
         entries = [e for r in reports for k, e in r["entries"] if tuple(k) not in skip]
         bad = [row for r in reports for k, row in r["bad"] if tuple(k) not in skip]
         overflow = any(r["overflow"] for r in reports)
@@ -389,7 +443,7 @@ class Listener:
         phase("pointer-plan")
         if texts is not None:
             more, text_reports = self._collect(
-                texts_frame(), staging, first=sum(map(len, staged.values())), label="pointer-"
+                texts_frame().toArrow(), staging, first=sum(map(len, staged.values())), label="pointer-"
             )
             for folder, files in more.items():
                 staged.setdefault(folder, []).extend(files)
@@ -425,6 +479,7 @@ class Listener:
         self.batch_rows[batch_id] = rows
         for key, value in (
             ("batches", 1),
+            ("batches_typed_in_driver", int(in_driver)),
             ("messages", len(found)),
             ("duplicates", len(skip)),
             ("rows", rows),
@@ -432,10 +487,11 @@ class Listener:
         ):
             self.counts[key] += value
         log.info(
-            "batch %d: %d messages (%d duplicates dropped), %d rows, %d quarantined, %.1fs (%s)",
+            "batch %d: %d messages (%d duplicates dropped)%s, %d rows, %d quarantined, %.1fs (%s)",
             batch_id,
             len(found),
             len(skip),
+            ", typed in the driver" if in_driver else "",
             rows,
             quarantined,
             time.monotonic() - started,
@@ -443,14 +499,15 @@ class Listener:
         )
 
     def _collect(
-        self, frame: Any, staging: str, first: int = 0, label: str = ""
+        self, collected: Any, staging: str, first: int = 0, label: str = ""
     ) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
-        """Run a typing pass and start writing its Parquet files under ``staging/t/<hour folder>/``.
+        """Take a typing pass's output (an Arrow table of ``PASS_COLUMNS``) and start writing its
+        Parquet files under ``staging/t/<hour folder>/``.
 
-        One job (``toArrow``): its tasks run side by side, and their output is small (compressed
-        Parquet, about a tenth of the CSV it came from, plus a report per task), so the driver
-        takes it whole, as Arrow batches (``collect`` pickles each row in the JVM and unpickles it
-        here: 0.05-0.09 s more per 250,000-row batch). ``toLocalIterator`` would hold less but runs
+        A Spark pass is one job (``toArrow``): its tasks run side by side, and their output is small
+        (compressed Parquet, about a tenth of the CSV it came from, plus a report per task), so the
+        driver takes it whole, as Arrow batches (``collect`` pickles each row in the JVM and unpickles
+        it here: 0.05-0.09 s more per 250,000-row batch). ``toLocalIterator`` would hold less but runs
         one partition per job, one core busy at a time. The HDFS writes run a few at a time in the
         background (an HDFS close waits for its block report) while the batch goes on: the next
         pass, the manifest and the clearing of the target folders; :meth:`_publish` waits for them
@@ -461,7 +518,6 @@ class Listener:
         reports: list[dict[str, Any]] = []
         staged: dict[str, list[str]] = {}
         number = first
-        collected = frame.toArrow()
         self._phase(f"{label}typing")
         columns = (collected.column(name).to_pylist() for name in ("kind", "folder", "data"))
         for kind, folder, data in zip(*columns, strict=True):
@@ -545,8 +601,6 @@ class Listener:
 
     def _bad_frame(self, bad: list[tuple[Any, ...]]) -> Any:
         """The reported quarantine rows (``BAD_COLUMNS``) as a DataFrame."""
-        import pyarrow as pa
-
         schema = arrow_schema(BAD_COLUMNS)
         table = pa.Table.from_pylist(
             [dict(zip(schema.names, row, strict=True)) for row in bad], schema=schema

@@ -278,9 +278,21 @@ def test_collected_flow_file_lands_once_in_hour_partition(
         env.cleanup()
 
 
-def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, hdfs_base: str) -> None:
-    """Inline and pointer rows over two hours; a duplicate segment; bad rows and messages in quarantine."""
+@pytest.mark.parametrize("typed_in", ["tasks", "driver"])
+def test_pointer_duplicates_and_bad_rows(
+    tmp_path: Path, topic: str, hdfs: Any, hdfs_base: str, typed_in: str
+) -> None:
+    """Inline and pointer rows over two hours; a duplicate segment; bad rows and messages in quarantine.
+
+    Typed by Spark's tasks (the checkpoint's first batch), and again as a later batch small enough
+    for the driver (``--driver-batch-messages``): the same rows, files and quarantine either way."""
     hour = 1674669600  # 2023-01-25 18:00:00 UTC
+    run = ListenerRun(hdfs, hdfs_base, [topic], tmp_path)
+    warm_up = 0
+    if typed_in == "driver":  # a first batch (typed by the tasks), so that the one below is batch 1
+        produce(topic, [inline([flow_csv_row(hour - 3600, 999)], "d-warm-up")])
+        assert run.run("--driver-batch-messages", "20")["batches_typed_in_driver"] == 0
+        warm_up = 1
     good_inline = [flow_csv_row(hour + i, 1000 + i) for i in range(5)]
     bad_lines = {
         "short": "2023-01-25 18:00:00,1674669600,2023",
@@ -361,15 +373,19 @@ def test_pointer_duplicates_and_bad_rows(tmp_path: Path, topic: str, hdfs: Any, 
             encode_v1(inline(good_inline[:2], "d-v1")),  # the earlier envelope still loads
         ],
     )
-    run = ListenerRun(hdfs, hdfs_base, [topic], tmp_path)
-    counts = run.run()
+    counts = run.run("--driver-batch-messages", "20" if typed_in == "driver" else "0")
+    assert counts["batches_typed_in_driver"] == (typed_in == "driver"), counts
     rows = run.read(run.table)
-    assert len(rows) == counts["rows"] == 5 + 7 + 2 + 2 + 2
+    assert len(rows) == counts["rows"] + warm_up == 5 + 7 + 2 + 2 + 2 + warm_up
     by_hour: dict[str, int] = {}
     for row in rows:
         folder = row["_file"].rsplit("/", 1)[0]
         by_hour[folder] = by_hour.get(folder, 0) + 1
-    assert by_hour == {"y=2023/m=1/d=25/h=18": 5 + 2, "y=2023/m=1/d=25/h=19": 7 + 2 + 2}
+    assert by_hour == {
+        **({"y=2023/m=1/d=25/h=17": 1} if warm_up else {}),
+        "y=2023/m=1/d=25/h=18": 5 + 2,
+        "y=2023/m=1/d=25/h=19": 7 + 2 + 2,
+    }
     assert counts["duplicates"] == 1
     quarantine = run.read(run.quarantine)
     assert len(quarantine) == counts["quarantined"] == len(bad_lines) + 1 + 1 + 1 + 1 + 2 + 1 + 1 + 2
