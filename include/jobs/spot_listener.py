@@ -321,6 +321,7 @@ class Listener:
         self.quarantine_location = self.hdfs.qualified(args.quarantine_location)
         self.tag = hashlib.sha256(self.hdfs.qualified(args.checkpoint).encode()).hexdigest()[:10]
         self.offset_log = f"{self.hdfs.qualified(args.checkpoint)}/offsets"  # Spark's, see _few_messages
+        self.offset_entry: tuple[int, str] | None = None  # the last batch's id and offset-log entry
         self.counts: dict[str, Any] = {
             "batches": 0,
             "batches_typed_in_driver": 0,
@@ -351,13 +352,16 @@ class Listener:
         limit = self.args.driver_batch_messages
         if limit <= 0 or batch_id == 0:
             return False
-        entries = [f"{self.offset_log}/{n}" for n in (batch_id - 1, batch_id)]
+        known = dict([self.offset_entry]) if self.offset_entry else {}  # the last batch's, read then
+        wanted = [n for n in (batch_id - 1, batch_id) if n not in known]
+        paths = [f"{self.offset_log}/{n}" for n in wanted]
         try:
-            start, end = self.pool.map(self.hdfs.read_text, entries)
+            known.update(zip(wanted, self.pool.map(self.hdfs.read_text, paths), strict=True))
         except Exception as exc:  # Py4JJavaError: a purged or missing entry
             log.info("batch %d: offset log not readable (%s), typing it in Spark's tasks", batch_id, exc)
             return False
-        count = messages_between(start, end)
+        self.offset_entry = (batch_id, known[batch_id])
+        count = messages_between(known[batch_id - 1], known[batch_id])
         return count is not None and count <= limit
 
     def _pause(self, point: str, batch_id: int) -> None:
