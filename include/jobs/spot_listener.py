@@ -319,8 +319,9 @@ class Listener:
         self.staging_root = self.hdfs.qualified(args.staging_root) if args.staging_root else ""
         self.task_heap = task_heap_bytes(spark)
         self.quarantine_location = self.hdfs.qualified(args.quarantine_location)
-        self.tag = hashlib.sha256(self.hdfs.qualified(args.checkpoint).encode()).hexdigest()[:10]
-        self.offset_log = f"{self.hdfs.qualified(args.checkpoint)}/offsets"  # Spark's, see _few_messages
+        checkpoint = self.hdfs.qualified(args.checkpoint)
+        self.tag = hashlib.sha256(checkpoint.encode()).hexdigest()[:10]
+        self.offset_log = f"{checkpoint}/offsets"  # Spark's, see _few_messages
         self.offset_entry: tuple[int, str] | None = None  # the last batch's id and offset-log entry
         self.counts: dict[str, Any] = {
             "batches": 0,
@@ -352,16 +353,17 @@ class Listener:
         limit = self.args.driver_batch_messages
         if limit <= 0 or batch_id == 0:
             return False
-        known = dict([self.offset_entry]) if self.offset_entry else {}  # the last batch's, read then
-        wanted = [n for n in (batch_id - 1, batch_id) if n not in known]
-        paths = [f"{self.offset_log}/{n}" for n in wanted]
         try:
-            known.update(zip(wanted, self.pool.map(self.hdfs.read_text, paths), strict=True))
+            if self.offset_entry and self.offset_entry[0] == batch_id - 1:
+                start = self.offset_entry[1]  # read by the last batch
+            else:
+                start = self.hdfs.read_text(f"{self.offset_log}/{batch_id - 1}")
+            end = self.hdfs.read_text(f"{self.offset_log}/{batch_id}")
         except Exception as exc:  # Py4JJavaError: a purged or missing entry
             log.info("batch %d: offset log not readable (%s), typing it in Spark's tasks", batch_id, exc)
             return False
-        self.offset_entry = (batch_id, known[batch_id])
-        count = messages_between(known[batch_id - 1], known[batch_id])
+        self.offset_entry = (batch_id, end)
+        count = messages_between(start, end)
         return count is not None and count <= limit
 
     def _pause(self, point: str, batch_id: int) -> None:
